@@ -1,0 +1,2 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/* instrument.c - placeholder until the first measuring module lands. */

@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/* common.c - error strings and the logging callback shared by all respec libraries. */
+#include <stdio.h>
+#include <string.h>
+
+#include "optimizer/common.h"
+
+static rs_log_fn log_fn;
+
+static const char *const rs_err_text[RS_ERR_MAX - RS_ERR_BASE] = {
+	[RS_ERR_UNLIFTABLE - RS_ERR_BASE]	= "translated code cannot be lifted",
+	[RS_ERR_PROOF - RS_ERR_BASE]		= "lift proof failed: reloaded program translates differently",
+	[RS_ERR_RANGE - RS_ERR_BASE]		= "branch offset out of range",
+	[RS_ERR_INVALID_PROG - RS_ERR_BASE]	= "invalid program",
+	[RS_ERR_PROG_TYPE - RS_ERR_BASE]	= "unsupported program type (not XDP or TC)",
+	[RS_ERR_NOT_FOUND - RS_ERR_BASE]	= "not found",
+	[RS_ERR_AMBIGUOUS - RS_ERR_BASE]	= "ambiguous: matches more than one program",
+	[RS_ERR_FORMAT - RS_ERR_BASE]		= "malformed input",
+	[RS_ERR_NO_ORIGINAL - RS_ERR_BASE]	= "no source for the original bytecode",
+	[RS_ERR_VERIFIER - RS_ERR_BASE]		= "rejected by the kernel verifier",
+};
+
+const char *rs_strerror(int err)
+{
+	if (err < 0)
+		err = -err;
+	if (err >= RS_ERR_BASE && err < RS_ERR_MAX)
+		return rs_err_text[err - RS_ERR_BASE];
+	return strerror(err);
+}
+
+rs_log_fn rs_set_log_fn(rs_log_fn fn)
+{
+	rs_log_fn old = log_fn;
+
+	log_fn = fn;
+	return old;
+}
+
+void rs_log(enum rs_log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!log_fn)
+		return;
+	va_start(ap, fmt);
+	log_fn(level, fmt, ap);
+	va_end(ap);
+}

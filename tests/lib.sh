@@ -1,0 +1,54 @@
+# tests/lib.sh - shared helpers for kernel and end-to-end script tests (source it).
+#
+# rs_netns_setup NAME: creates network namespace rs-NAME-$$ with a veth pair
+#   (host side "${RS_NS}h" in the namespace too: both ends live inside it) and registers a trap
+#   that removes the namespace, its interfaces, pins under $RS_PIN_DIR and background jobs on
+#   any exit.  Sets RS_NS (namespace name), RS_NSENTER (command prefix that runs inside it
+#   without remounting /sys: nsenter --net=/run/netns/NAME), RS_VETH0, RS_VETH1.
+set -u
+RESPEC=${RESPEC:-${RS_BUILD_DIR:-build}/tools/respec}
+RS_CLEANUP_CMDS=()
+
+rs_cleanup() {
+	local i
+	for ((i = ${#RS_CLEANUP_CMDS[@]} - 1; i >= 0; i--)); do
+		eval "${RS_CLEANUP_CMDS[$i]}" >/dev/null 2>&1 || true
+	done
+	RS_CLEANUP_CMDS=()
+}
+trap rs_cleanup EXIT
+trap 'exit 130' INT TERM
+
+rs_on_exit() { RS_CLEANUP_CMDS+=("$*"); }
+
+rs_require_root() {
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "SKIP: needs root for BPF" >&2
+		exit 77
+	fi
+}
+
+rs_mount_bpffs() {
+	if ! mountpoint -q /sys/fs/bpf; then
+		mount -t bpf bpf /sys/fs/bpf
+	fi
+}
+
+rs_netns_setup() {
+	local tag=$1
+	RS_NS="rs-$tag-$$"
+	ip netns add "$RS_NS"
+	rs_on_exit "ip netns del $RS_NS"
+	RS_NSENTER="nsenter --net=/run/netns/$RS_NS"
+	RS_VETH0="rsv0"
+	RS_VETH1="rsv1"
+	$RS_NSENTER ip link add "$RS_VETH0" type veth peer name "$RS_VETH1"
+	$RS_NSENTER ip link set lo up
+	$RS_NSENTER ip link set "$RS_VETH0" up
+	$RS_NSENTER ip link set "$RS_VETH1" up
+	$RS_NSENTER ip addr add 10.250.0.1/24 dev "$RS_VETH0"
+	$RS_NSENTER ip addr add 10.250.0.2/24 dev "$RS_VETH1"
+}
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+pass() { echo "ok: $*"; }

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* main.h - shared state and helpers of the respec command line (bpftool-like grammar). */
+#ifndef RS_TOOLS_MAIN_H
+#define RS_TOOLS_MAIN_H
+
+#include <stdbool.h>
+#include <jansson.h>
+
+/* Exit codes: 0 ok, 1 failure, 2 usage. */
+#define RS_EXIT_OK	0
+#define RS_EXIT_FAIL	1
+#define RS_EXIT_USAGE	2
+
+extern bool json_output;	/* -j/--json */
+extern bool pretty_output;	/* -p/--pretty (implies -j) */
+extern int verbose;		/* -v, repeatable */
+extern const char *bin_name;
+
+/* One line on stderr: "respec: <msg>". */
+void p_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Usage error: message, then "try respec ... help"; returns RS_EXIT_USAGE. */
+int usage_err(const char *obj, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Print a JSON value on stdout honoring -p; takes ownership of v. */
+void json_print(json_t *v);
+bool is_prefix(const char *pfx, const char *str);
+
+/* Subcommands: OBJECT COMMAND ... (argv[0] is the first word after OBJECT). */
+int do_prog(int argc, char **argv);
+
+#endif
