@@ -85,6 +85,37 @@ const char *rs_attach_kind_name(enum rs_attach_kind kind);
  * them).  *pts is allocated; free with free(). */
 int rs_discover(struct rs_attach_point **pts, size_t *cnt);
 
+/* Text of one attach point ("xdp drv dev veth0 netns blue", "tc ingress dev eth0 handle 1 prio 1"). */
+const char *rs_attach_point_str(const struct rs_attach_point *ap, char *buf, size_t sz);
+
+/* ---- network namespaces (agent/netns.c) ---- */
+struct rs_netns {
+	uint64_t ino;			/* inode of the namespace */
+	char name[64];			/* name under /run/netns, "" for our own, else "pid N" */
+	char path[128];			/* path that opens it (/run/netns/X, /proc/N/ns/net) */
+};
+
+/* Every network namespace on the host, unique by inode, our own first.  Caller frees. */
+int rs_netns_list(struct rs_netns **list, size_t *cnt);
+/* Inode of the calling thread's network namespace. */
+int rs_netns_self_ino(uint64_t *ino);
+/* Move the calling thread into the namespace at `path`; *saved_fd keeps the old one. */
+int rs_netns_enter(const char *path, int *saved_fd);
+/* Return to the namespace saved by rs_netns_enter() and close saved_fd. */
+int rs_netns_restore(int saved_fd);
+
+/* ---- tc cls_bpf filters through rtnetlink (agent/netlink.c), current netns ---- */
+struct rs_tc_filter {
+	uint32_t prog_id;
+	uint32_t handle;
+	uint32_t prio;
+	bool egress;
+	bool direct_action;
+};
+
+/* Every cls_bpf filter on the clsact ingress/egress hooks of `ifindex`.  Caller frees. */
+int rs_tc_bpf_filters(int ifindex, struct rs_tc_filter **out, size_t *cnt);
+
 /* ==== fetching ======================================================================= */
 
 /*
@@ -161,5 +192,20 @@ int rs_capture_get(struct rs_capture *cap, uint32_t prog_id, struct rs_prog *out
 void rs_capture_stop(struct rs_capture *cap);
 /* Read a stored capture without a running capture (dir NULL = RS_CAPTURE_DIR). */
 int rs_capture_load_stored(const char *dir, uint32_t prog_id, struct rs_prog *out);
+
+/* ---- capture area additions: tags and load attributes -------------------------------- */
+
+/*
+ * Tag of raw loader instructions exactly as given (fd form: the kernel zeroes the imm of
+ * BPF_PSEUDO_MAP_FD / _VALUE ld_imm64; fd_array indexes stay in the hash).  algo
+ * RS_TAG_UNKNOWN means "detect".  rs_tag_compute() turns the IDX form of an rs_prog back into
+ * the fd form first (the form libbpf and most loaders use).
+ */
+int rs_tag_compute_insns(const struct bpf_insn *insns, size_t cnt, enum rs_tag_algo algo,
+			 uint8_t tag[BPF_TAG_SIZE]);
+const char *rs_tag_algo_name(enum rs_tag_algo algo);	/* "sha1", "sha256", "unknown" */
+
+/* Unload the iter/bpf_prog program rs_prog_load_attrs() keeps loaded for the process. */
+void rs_prog_load_attrs_cleanup(void);
 
 #endif /* RS_AGENT_H */

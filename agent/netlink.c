@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * netlink.c - tc cls_bpf filters of an interface, through an rtnetlink RTM_GETTFILTER dump on
+ * the clsact ingress and egress parents (ffff:fff2, ffff:fff3).  libbpf's bpf_tc_query() needs
+ * a known handle and priority, so discovery dumps the filter chains itself.
+ *
+ * Works in the calling thread's current network namespace (the socket is created per call).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <linux/netlink.h>
+#include <linux/pkt_cls.h>
+#include <linux/pkt_sched.h>
+#include <linux/rtnetlink.h>
+
+#include "agent/agent.h"
+
+#ifndef TC_H_CLSACT
+#define TC_H_CLSACT	TC_H_INGRESS
+#endif
+#ifndef TC_H_MIN_INGRESS
+#define TC_H_MIN_INGRESS	0xFFF2U
+#define TC_H_MIN_EGRESS		0xFFF3U
+#endif
+
+struct filter_vec {
+	struct rs_tc_filter *v;
+	size_t cnt, cap;
+};
+
+static int vec_push(struct filter_vec *fv, const struct rs_tc_filter *f)
+{
+	if (fv->cnt == fv->cap) {
+		size_t ncap = fv->cap ? fv->cap * 2 : 8;
+		struct rs_tc_filter *n = realloc(fv->v, ncap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		fv->v = n;
+		fv->cap = ncap;
+	}
+	fv->v[fv->cnt++] = *f;
+	return 0;
+}
+
+/* One RTM_NEWTFILTER message: keep it when it is a cls_bpf filter with a program. */
+static int parse_filter(struct nlmsghdr *nh, bool egress, struct filter_vec *fv)
+{
+	struct tcmsg *t = NLMSG_DATA(nh);
+	int len = nh->nlmsg_len - NLMSG_LENGTH(sizeof(*t));
+	struct rtattr *a, *opts = NULL;
+	struct rs_tc_filter f = {};
+	bool is_bpf = false, have_id = false;
+	int olen;
+
+	if (len < 0)
+		return 0;
+	for (a = (struct rtattr *)((char *)t + NLMSG_ALIGN(sizeof(*t))); RTA_OK(a, len);
+	     a = RTA_NEXT(a, len)) {
+		if (a->rta_type == TCA_KIND)
+			is_bpf = !strncmp(RTA_DATA(a), "bpf", RTA_PAYLOAD(a));
+		else if (a->rta_type == TCA_OPTIONS)
+			opts = a;
+	}
+	if (!is_bpf || !opts)
+		return 0;	/* another classifier, or the per-priority header */
+	olen = RTA_PAYLOAD(opts);
+	for (a = RTA_DATA(opts); RTA_OK(a, olen); a = RTA_NEXT(a, olen)) {
+		if (RTA_PAYLOAD(a) < sizeof(uint32_t))
+			continue;
+		if (a->rta_type == TCA_BPF_ID) {
+			f.prog_id = *(uint32_t *)RTA_DATA(a);
+			have_id = true;
+		} else if (a->rta_type == TCA_BPF_FLAGS) {
+			f.direct_action = *(uint32_t *)RTA_DATA(a) & TCA_BPF_FLAG_ACT_DIRECT;
+		}
+	}
+	if (!have_id)
+		return 0;
+	f.handle = t->tcm_handle;
+	f.prio = TC_H_MAJ(t->tcm_info) >> 16;
+	f.egress = egress;
+	return vec_push(fv, &f);
+}
+
+static int dump_parent(int sock, int ifindex, bool egress, uint32_t seq, struct filter_vec *fv)
+{
+	struct {
+		struct nlmsghdr nh;
+		struct tcmsg t;
+	} req = {};
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	char *buf;
+	const size_t bufsz = 65536;
+	ssize_t n;
+	int err = 0;
+
+	req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(req.t));
+	req.nh.nlmsg_type = RTM_GETTFILTER;
+	req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	req.nh.nlmsg_seq = seq;
+	req.t.tcm_family = AF_UNSPEC;
+	req.t.tcm_ifindex = ifindex;
+	req.t.tcm_parent = TC_H_MAKE(TC_H_CLSACT, egress ? TC_H_MIN_EGRESS : TC_H_MIN_INGRESS);
+
+	if (sendto(sock, &req, req.nh.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return -errno;
+	buf = malloc(bufsz);
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		struct nlmsghdr *nh;
+
+		n = recv(sock, buf, bufsz, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			err = -errno;
+			goto out;
+		}
+		if (n == 0)
+			goto out;
+		for (nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, (size_t)n); nh = NLMSG_NEXT(nh, n)) {
+			if (nh->nlmsg_seq != seq)
+				continue;
+			if (nh->nlmsg_type == NLMSG_DONE)
+				goto out;
+			if (nh->nlmsg_type == NLMSG_ERROR) {
+				struct nlmsgerr *e = NLMSG_DATA(nh);
+
+				/* no clsact qdisc / no such hook: simply no filters */
+				if (e->error && e->error != -ENOENT && e->error != -EINVAL)
+					err = e->error;
+				goto out;
+			}
+			if (nh->nlmsg_type != RTM_NEWTFILTER)
+				continue;
+			err = parse_filter(nh, egress, fv);
+			if (err)
+				goto out;
+		}
+	}
+out:
+	free(buf);
+	return err;
+}
+
+int rs_tc_bpf_filters(int ifindex, struct rs_tc_filter **out, size_t *cnt)
+{
+	struct filter_vec fv = {};
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	int sock, err;
+
+	sock = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	if (sock < 0) {
+		err = -errno;
+		rs_warn("ifindex %d: netlink socket: %s", ifindex, rs_strerror(err));
+		return err;
+	}
+	if (bind(sock, (struct sockaddr *)&sa, sizeof(sa))) {
+		err = -errno;
+		rs_warn("ifindex %d: netlink bind: %s", ifindex, rs_strerror(err));
+		goto out;
+	}
+	err = dump_parent(sock, ifindex, false, 1, &fv);
+	if (!err)
+		err = dump_parent(sock, ifindex, true, 2, &fv);
+	if (err) {
+		rs_warn("ifindex %d: dumping tc filters: %s", ifindex, rs_strerror(err));
+		free(fv.v);
+		goto out;
+	}
+	*out = fv.v;
+	*cnt = fv.cnt;
+out:
+	close(sock);
+	return err;
+}
