@@ -29,6 +29,18 @@
 #ifndef BPF_ADDR_SPACE_CAST
 #define BPF_ADDR_SPACE_CAST	1
 #endif
+#ifndef BPF_MEMSX
+#define BPF_MEMSX		0x80		/* sign-extending load (cpu v4) */
+#endif
+#ifndef BPF_MAY_GOTO
+#define BPF_MAY_GOTO		0		/* src_reg of BPF_JCOND */
+#endif
+#ifndef BPF_LOAD_ACQ
+#define BPF_LOAD_ACQ		0x100		/* atomic imm: load-acquire */
+#endif
+#ifndef BPF_STORE_REL
+#define BPF_STORE_REL		0x110		/* atomic imm: store-release */
+#endif
 
 #define RS_MAX_REG		11		/* r0..r10 */
 #define RS_REG_FP		10
