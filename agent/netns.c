@@ -78,8 +78,8 @@ int rs_netns_list(struct rs_netns **out, size_t *out_cnt)
 	size_t cnt = 0, cap = 0;
 	char path[300], name[64];
 	struct dirent *de;
-	dev_t nsfs, dev;
-	uint64_t ino;
+	dev_t nsfs = 0, dev = 0;
+	uint64_t ino = 0;
 	DIR *d;
 	int err;
 
@@ -124,7 +124,7 @@ int rs_netns_list(struct rs_netns **out, size_t *out_cnt)
 		snprintf(path, sizeof(path), "/proc/%s/ns/net", de->d_name);
 		if (ino_of(path, &ino, NULL))
 			continue;	/* exited meanwhile */
-		snprintf(name, sizeof(name), "pid %s", de->d_name);
+		snprintf(name, sizeof(name), "pid %.32s", de->d_name);
 		err = add_ns(&list, &cnt, &cap, ino, name, path);
 		if (err) {
 			closedir(d);
