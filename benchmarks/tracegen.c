@@ -247,11 +247,11 @@ static uint32_t pick_ip_len(struct rs_tracegen *g, uint32_t hdrs, uint32_t l2)
 	double u = rnd_unit(g);
 	uint32_t frame;
 
-	if (u < 0.45)
+	if (u < 0.40)
 		frame = rnd_range(g, 64, 128);
-	else if (u < 0.60)
+	else if (u < 0.52)
 		frame = rnd_range(g, 129, 1023);
-	else if (u < 0.72)
+	else if (u < 0.62)
 		frame = rnd_range(g, 1024, 1499);
 	else
 		frame = 1514;
@@ -524,7 +524,9 @@ int rs_tracegen_next(struct rs_tracegen *g, uint8_t *buf, uint64_t *ts_ns)
 		rs_flow_derive(tr, g->seed, fam, id, &f);
 		g->counts[((size_t)phase * 2 + fam) * g->flows + id]++;
 		bit = (size_t)fam * g->flows + id;
-		k.syn = f.proto == IPPROTO_TCP && !(g->seen[bit / 8] & (1u << (bit % 8)));
+		/* A quarter of the flows start inside the trace: their first packet is a SYN. */
+		k.syn = f.proto == IPPROTO_TCP && !(g->seen[bit / 8] & (1u << (bit % 8))) &&
+			(f.hash >> 60) < 4;
 		g->seen[bit / 8] |= 1u << (bit % 8);
 		k.fam = fam;
 		k.proto = f.proto;
@@ -590,7 +592,7 @@ int rs_tracegen_write_pcap(struct rs_tracegen *g, const char *path)
 		return -ENOMEM;
 	d = pcap_dump_open(p, path);
 	if (!d) {
-		rs_warn("%s: %s", path, pcap_geterr(p));
+		rs_warn("%s", pcap_geterr(p));	/* names the file */
 		err = -EIO;
 		goto out;
 	}

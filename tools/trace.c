@@ -57,7 +57,7 @@ static void progress(uint64_t done, uint64_t total, void *ctx)
 		(unsigned int)(done * 100 / total), done, total);
 }
 
-static int write_truth(struct rs_tracegen *g, const char *path, size_t k)
+static int write_truth(struct rs_tracegen *g, FILE *f, const char *path, size_t k)
 {
 	json_t *t = rs_tracegen_truth(g, k);
 	int err = 0;
@@ -66,7 +66,8 @@ static int write_truth(struct rs_tracegen *g, const char *path, size_t k)
 		p_err("truth: out of memory");
 		return -ENOMEM;
 	}
-	if (json_dump_file(t, path, JSON_INDENT(2) | JSON_SORT_KEYS)) {
+	if (json_dumpf(t, f, JSON_INDENT(2) | JSON_SORT_KEYS) || fputc('\n', f) == EOF ||
+	    fflush(f)) {
 		p_err("%s: cannot write the truth file: %s", path, strerror(errno ?: EIO));
 		err = -EIO;
 	}
@@ -95,6 +96,7 @@ static int do_gen(int argc, char **argv)
 	json_error_t jerr;
 	json_t *root = NULL, *traffic;
 	struct rs_tracegen *g = NULL;
+	FILE *truth_f = NULL;
 	const struct rs_tracegen_stats *st;
 	double zipf = 0;
 	char *end;
@@ -153,13 +155,23 @@ static int do_gen(int argc, char **argv)
 	}
 	root = json_load_file(scenario, 0, &jerr);
 	if (!root) {
-		p_err("%s: line %d: %s", scenario, jerr.line, jerr.text);
+		if (jerr.line > 0)
+			p_err("%s: line %d: %s", scenario, jerr.line, jerr.text);
+		else
+			p_err("%s", jerr.text);
 		return RS_EXIT_FAIL;
 	}
 	traffic = json_object_get(root, "traffic");
 	if (!traffic) {
 		p_err("%s: no \"traffic\" section", scenario);
 		goto out;
+	}
+	if (truth) {	/* fail before the long part, not after it */
+		truth_f = fopen(truth, "w");
+		if (!truth_f) {
+			p_err("%s: cannot write the truth file: %s", truth, strerror(errno));
+			goto out;
+		}
 	}
 	err = rs_tracegen_new(traffic, &gopts, &g);
 	if (err) {
@@ -173,11 +185,11 @@ static int do_gen(int argc, char **argv)
 			unlink(out);
 		goto out;
 	}
-	if (truth && write_truth(g, truth, top))
+	if (truth_f && write_truth(g, truth_f, truth, top))
 		goto out;
 	st = rs_tracegen_stats(g);
 	if (json_output) {
-		json_print(json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+		json_print(json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 				     "pcap", out, "profile", profile,
 				     "seed", (json_int_t)seed, "packets", (json_int_t)st->packets,
 				     "bytes", (json_int_t)st->bytes,
@@ -185,13 +197,19 @@ static int do_gen(int argc, char **argv)
 				     "icmp", (json_int_t)st->kind[RS_TRACE_KIND_ICMP],
 				     "arp", (json_int_t)st->kind[RS_TRACE_KIND_ARP],
 				     "miss", (json_int_t)st->kind[RS_TRACE_KIND_MISS],
-				     "ipv6", (json_int_t)st->ipv6));
+				     "ipv6", (json_int_t)st->ipv6,
+				     "vlan", (json_int_t)st->vlan));
 	} else if (strcmp(out, "-")) {
 		printf("%s: %" PRIu64 " packets, %" PRIu64 " bytes, profile %s, seed %" PRIu64 "\n",
 		       out, st->packets, st->bytes, profile, seed);
 	}
 	ret = RS_EXIT_OK;
 out:
+	if (truth_f) {
+		fclose(truth_f);
+		if (ret)
+			unlink(truth);
+	}
 	rs_tracegen_free(g);
 	json_decref(root);
 	return ret;
