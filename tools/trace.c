@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: BSD-2-Clause
 /*
  * trace.c - respec trace { gen | help }: synthetic pcap traces from a scenario's "traffic"
- * section (docs/traces.md).  A thin front end over benchmarks/tracegen.
+ * section (docs/traces.md).  A thin front end over benchmarks/tracegen; the scenario file is
+ * read with instrument's rs_scenario_load.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "benchmarks/tracegen.h"
+#include "instrument/instrument.h"
 #include "optimizer/common.h"
 #include "tools/main.h"
 
@@ -93,8 +95,8 @@ static int do_gen(int argc, char **argv)
 	const char *scenario = NULL, *profile = NULL, *out = NULL, *truth = NULL;
 	uint64_t packets = 0, seed = 1, flows = 0, top = 100;
 	bool have_packets = false;
-	json_error_t jerr;
-	json_t *root = NULL, *traffic;
+	struct rs_scenario *sc = NULL;
+	json_t *traffic;
 	struct rs_tracegen *g = NULL;
 	FILE *truth_f = NULL;
 	const struct rs_tracegen_stats *st;
@@ -153,15 +155,9 @@ static int do_gen(int argc, char **argv)
 		gopts.progress = progress;
 		gopts.progress_every = packets / 10;
 	}
-	root = json_load_file(scenario, 0, &jerr);
-	if (!root) {
-		if (jerr.line > 0)
-			p_err("%s: line %d: %s", scenario, jerr.line, jerr.text);
-		else
-			p_err("%s", jerr.text);
-		return RS_EXIT_FAIL;
-	}
-	traffic = json_object_get(root, "traffic");
+	if (rs_scenario_load(scenario, &sc))
+		return RS_EXIT_FAIL;	/* the library named the file and the problem */
+	traffic = rs_scenario_traffic(sc);
 	if (!traffic) {
 		p_err("%s: no \"traffic\" section", scenario);
 		goto out;
@@ -211,7 +207,7 @@ out:
 			unlink(truth);
 	}
 	rs_tracegen_free(g);
-	json_decref(root);
+	rs_scenario_free(sc);
 	return ret;
 }
 
