@@ -208,4 +208,14 @@ const char *rs_tag_algo_name(enum rs_tag_algo algo);	/* "sha1", "sha256", "unkno
 /* Unload the iter/bpf_prog program rs_prog_load_attrs() keeps loaded for the process. */
 void rs_prog_load_attrs_cleanup(void);
 
+/*
+ * Capture store (docs/capture.md): one JSON file "<id>-<tag>.json" per captured program in
+ * `dir` (NULL = RS_CAPTURE_DIR; created if missing).  `hook` is recorded ("tracepoint",
+ * "raw_tp").  rs_capture_read_file() parses one file; `out` is treated as uninitialized.
+ */
+int rs_capture_store(const char *dir, const struct rs_prog *p, const char *hook);
+int rs_capture_read_file(const char *path, struct rs_prog *out);
+/* Loads seen but not captured (incomplete, unresolvable maps, tag mismatch). */
+size_t rs_capture_dropped(const struct rs_capture *cap);
+
 #endif /* RS_AGENT_H */
