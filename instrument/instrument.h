@@ -138,6 +138,8 @@ int rs_replay_fd(const struct rs_replay_prog *rp);
 uint32_t rs_replay_prog_type(const struct rs_replay_prog *rp);
 uint32_t rs_replay_expected_attach_type(const struct rs_replay_prog *rp);
 uint32_t rs_replay_prog_flags(const struct rs_replay_prog *rp);
+/* fd of the isolated program's private map `name` (libbpf or kernel name), -ENOENT if none. */
+int rs_replay_map_fd(const struct rs_replay_prog *rp, const char *name);
 
 /* Name of a verdict of a program type ("XDP_PASS", "TC_ACT_SHOT", "ret 7"). */
 const char *rs_verdict_name(uint32_t prog_type, int32_t verdict, char *buf, size_t sz);

@@ -32,6 +32,7 @@ static int do_help(int argc, char **argv);
 static const struct cmd cmds[] = {
 	{ "prog",	do_prog,	"list, show, dump and lift loaded XDP/TC programs" },
 	{ "trace",	do_trace,	"generate synthetic pcap traces from a scenario" },
+	{ "replay",	do_replay,	"run programs over a pcap in isolation: divergences, ns/packet" },
 	{ "help",	do_help,	"this text" },
 	{ 0 }
 };

@@ -1,0 +1,446 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * replay.c - `respec replay`: run a program (an ELF object or a loaded program, always in
+ * isolation with private maps) over a pcap, optionally against a second program, and report
+ * verdicts, divergences and cost per packet.  A thin front end over instrument/replay*.c and
+ * instrument/timing.c; see docs/replay.md.
+ *
+ *   respec replay PROG|OBJ --pcap FILE [--scenario FILE] [--against PROG|OBJ] [--prog NAME]
+ *                 [--max-divergences N] [--mask MAP:OFF:LEN]... [--no-timing] [--rounds N]
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent/agent.h"
+#include "instrument/instrument.h"
+#include "tools/main.h"
+
+/* Other areas' entry points that may not be linked into every build yet. */
+#pragma weak rs_scenario_load
+#pragma weak rs_scenario_free
+#pragma weak rs_prog_spec_parse
+#pragma weak rs_prog_spec_resolve
+#pragma weak rs_prog_spec_str
+
+#define MAX_MASKS 64
+#define HEX_ROWS_MAX 8
+
+struct target {
+	bool is_prog;
+	struct rs_prog_spec spec;
+	const char *path;
+};
+
+struct replay_args {
+	struct target a, b;
+	bool has_b;
+	const char *pcap, *scenario, *prog_name;
+	size_t max_div;
+	struct rs_replay_mask masks[MAX_MASKS];
+	size_t mask_cnt;
+	bool no_timing;
+	unsigned int rounds;
+};
+
+static int replay_help(void)
+{
+	fprintf(stderr,
+		"Usage: %s replay PROG|OBJ --pcap FILE [--scenario FILE] [--against PROG|OBJ]\n"
+		"                 [--prog NAME] [--max-divergences N] [--mask MAP:OFF:LEN]...\n"
+		"                 [--no-timing] [--rounds N]\n"
+		"       %s replay help\n\n"
+		"Runs the program over every packet of the pcap in isolation (fresh maps for OBJ,\n"
+		"clones of the live maps for PROG), compares it with --against packet by packet\n"
+		"(verdict, output bytes) and by map contents, and times both (trace driver for XDP,\n"
+		"single runs for TC).  Exit 1 when the programs diverge.\n\n"
+		"OBJ  := path of a BPF ELF object (first XDP/TC program, or --prog NAME)\n"
+		"PROG := { id ID | pinned PATH | tag TAG | name NAME |\n"
+		"          dev IFNAME xdp | dev IFNAME tc { ingress | egress } }\n",
+		bin_name, bin_name);
+	return RS_EXIT_OK;
+}
+
+static bool prog_keyword(const char *w)
+{
+	return !strcmp(w, "id") || !strcmp(w, "pinned") || !strcmp(w, "tag") ||
+	       !strcmp(w, "name") || !strcmp(w, "dev");
+}
+
+/* Parse PROG|OBJ at argv[*i]; advances *i. */
+static int parse_target(int argc, char **argv, int *i, struct target *t)
+{
+	int used = 0;
+
+	if (*i >= argc)
+		return usage_err("replay", "expected PROG or OBJ");
+	if (!prog_keyword(argv[*i])) {
+		t->path = argv[(*i)++];
+		return 0;
+	}
+	if (!rs_prog_spec_parse)
+		return usage_err("replay", "PROG is not supported by this build; give an OBJ");
+	if (rs_prog_spec_parse(argc - *i, argv + *i, &t->spec, &used))
+		return usage_err("replay", "bad PROG '%s'", argv[*i]);
+	t->is_prog = true;
+	*i += used;
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct replay_args *ra)
+{
+	int i = 0, err;
+	char *end;
+
+	err = parse_target(argc, argv, &i, &ra->a);
+	if (err)
+		return err;
+	while (i < argc) {
+		const char *o = argv[i++];
+		const char *v = i < argc ? argv[i] : NULL;
+
+		if (!strcmp(o, "--no-timing")) {
+			ra->no_timing = true;
+			continue;
+		}
+		if (!strcmp(o, "--against")) {
+			err = parse_target(argc, argv, &i, &ra->b);
+			if (err)
+				return err;
+			ra->has_b = true;
+			continue;
+		}
+		if (!v)
+			return usage_err("replay", "option '%s' needs a value", o);
+		i++;
+		if (!strcmp(o, "--pcap")) {
+			ra->pcap = v;
+		} else if (!strcmp(o, "--scenario")) {
+			ra->scenario = v;
+		} else if (!strcmp(o, "--prog")) {
+			ra->prog_name = v;
+		} else if (!strcmp(o, "--max-divergences") || !strcmp(o, "--rounds")) {
+			unsigned long n = strtoul(v, &end, 10);
+
+			if (*end || !*v)
+				return usage_err("replay", "%s: '%s' is not a number", o, v);
+			if (o[2] == 'm')
+				ra->max_div = n;
+			else
+				ra->rounds = n;
+		} else if (!strcmp(o, "--mask")) {
+			if (ra->mask_cnt == MAX_MASKS)
+				return usage_err("replay", "at most %d masks", MAX_MASKS);
+			if (rs_replay_mask_parse(v, &ra->masks[ra->mask_cnt]))
+				return RS_EXIT_USAGE;
+			ra->mask_cnt++;
+		} else {
+			return usage_err("replay", "unknown option '%s'", o);
+		}
+	}
+	if (!ra->pcap)
+		return usage_err("replay", "--pcap FILE is required");
+	return 0;
+}
+
+static int open_one(const struct target *t, const struct replay_args *ra,
+		    const struct rs_scenario *sc, struct rs_replay_prog **rp)
+{
+	struct rs_replay_open_opts oo = { .sz = sizeof(oo), .prog_name = ra->prog_name,
+					  .scenario = sc };
+	uint32_t id = 0;
+	char buf[128];
+	int err;
+
+	if (!t->path) {
+		if (!rs_prog_spec_resolve) {
+			p_err("PROG is not supported by this build");
+			return -ENOSYS;
+		}
+		err = rs_prog_spec_resolve(&t->spec, &id);
+		if (err) {
+			p_err("%s: %s", rs_prog_spec_str ?
+			      rs_prog_spec_str(&t->spec, buf, sizeof(buf)) : "PROG",
+			      rs_strerror(err));
+			return err;
+		}
+		return rs_replay_open_id(id, &oo, rp);
+	}
+	if (access(t->path, R_OK)) {
+		err = -errno;
+		p_err("%s: %s", t->path, strerror(errno));
+		return err;
+	}
+	return rs_replay_open_object(t->path, &oo, rp);
+}
+
+static void progress(const char *phase, size_t done, size_t total, void *ctx)
+{
+	if (!isatty(STDERR_FILENO) && total < 100000)
+		return;
+	fprintf(stderr, "\r%s: %zu/%zu%s", phase, done, total, done == total ? "\n" : "");
+}
+
+/* ---- output ---- */
+
+static void hex_row(char *buf, size_t sz, const uint8_t *p, uint32_t len, uint32_t off)
+{
+	size_t n = 0;
+	uint32_t i;
+
+	buf[0] = 0;
+	for (i = off; i < off + 16 && i < len && n + 4 < sz; i++)
+		n += snprintf(buf + n, sz - n, "%02x ", p[i]);
+	if (n)
+		buf[n - 1] = 0;
+}
+
+/* Rows (16 bytes) where the two outputs differ, as JSON or printed. */
+static json_t *hex_diff(const struct rs_divergence *d, bool print)
+{
+	uint32_t len = d->len_a > d->len_b ? d->len_a : d->len_b, off, shown = 0;
+	json_t *rows = json_array();
+	char ha[64], hb[64];
+
+	for (off = 0; off < len; off += 16) {
+		uint32_t la = d->out_a && off < d->len_a ? d->len_a - off : 0;
+		uint32_t lb = d->out_b && off < d->len_b ? d->len_b - off : 0;
+
+		if (la >= 16 && lb >= 16 && !memcmp(d->out_a + off, d->out_b + off, 16))
+			continue;
+		if (la == lb && la && !memcmp(d->out_a + off, d->out_b + off, la))
+			continue;
+		hex_row(ha, sizeof(ha), d->out_a ?: (const uint8_t *)"", d->out_a ? d->len_a : 0,
+			off);
+		hex_row(hb, sizeof(hb), d->out_b ?: (const uint8_t *)"", d->out_b ? d->len_b : 0,
+			off);
+		if (print && shown < HEX_ROWS_MAX) {
+			printf("      %04x - %s\n", off, *ha ? ha : "(none)");
+			printf("      %04x + %s\n", off, *hb ? hb : "(none)");
+		}
+		shown++;
+		json_array_append_new(rows, json_pack("{s:i,s:s,s:s}", "offset", (int)off,
+						      "a", ha, "b", hb));
+	}
+	if (print && shown > HEX_ROWS_MAX)
+		printf("      ... %u more differing rows\n", shown - HEX_ROWS_MAX);
+	if (print)
+		json_decref(rows);
+	return print ? NULL : rows;
+}
+
+static const char *kind_name(enum rs_div_kind k)
+{
+	return k == RS_DIV_PACKET ? "packet" : k == RS_DIV_MAP ? "map" : "error";
+}
+
+static json_t *verdicts_json(uint32_t type, const uint64_t *hist)
+{
+	json_t *o = json_object();
+	char buf[32];
+	size_t i;
+
+	for (i = 0; i < RS_VERDICT_SLOTS; i++)
+		if (hist[i])
+			json_object_set_new(o, i == RS_VERDICT_SLOTS - 1 ? "other" :
+					    rs_verdict_name(type, rs_verdict_of_slot(i), buf,
+							    sizeof(buf)),
+					    json_integer(hist[i]));
+	return o;
+}
+
+static void print_verdicts(const char *who, uint32_t type, const uint64_t *hist)
+{
+	char buf[32];
+	size_t i;
+
+	printf("  %s ", who);
+	for (i = 0; i < RS_VERDICT_SLOTS; i++)
+		if (hist[i])
+			printf(" %s %llu", i == RS_VERDICT_SLOTS - 1 ? "other" :
+			       rs_verdict_name(type, rs_verdict_of_slot(i), buf, sizeof(buf)),
+			       (unsigned long long)hist[i]);
+	printf("\n");
+}
+
+static json_t *stat_json(const struct rs_timing_stat *s)
+{
+	if (isnan(s->median))
+		return json_null();
+	return json_pack("{s:f,s:f,s:f}", "median", s->median, "min", s->min, "max", s->max);
+}
+
+static void report_json(const struct replay_args *ra, struct rs_replay_prog *a,
+			struct rs_replay_prog *b, const struct rs_replay_result *res,
+			const struct rs_timing_result *tm, bool timed, const char *why_not)
+{
+	json_t *o = json_object(), *list = json_array(), *v, *ns;
+	uint32_t type = rs_replay_prog_type(a);
+	char va[48], vb[48];
+	size_t i;
+
+	json_object_set_new(o, "pcap", json_string(ra->pcap));
+	json_object_set_new(o, "packets", json_integer(res->packets));
+	v = json_pack("{s:s}", "a", rs_replay_origin(a));
+	if (b)
+		json_object_set_new(v, "b", json_string(rs_replay_origin(b)));
+	json_object_set_new(o, "programs", v);
+	v = json_pack("{s:o}", "a", verdicts_json(type, res->verdicts_a));
+	if (b)
+		json_object_set_new(v, "b", verdicts_json(type, res->verdicts_b));
+	json_object_set_new(o, "verdicts", v);
+	json_object_set_new(o, "divergences", json_integer(res->divergences));
+	for (i = 0; i < res->div_cnt; i++) {
+		const struct rs_divergence *d = &res->div[i];
+
+		json_array_append_new(list, json_pack("{s:s,s:I,s:s,s:s,s:i,s:i,s:s,s:o}",
+			"kind", kind_name(d->kind), "packet", (json_int_t)d->packet,
+			"verdict_a", rs_verdict_name(type, d->verdict_a, va, sizeof(va)),
+			"verdict_b", rs_verdict_name(type, d->verdict_b, vb, sizeof(vb)),
+			"len_a", (int)d->len_a, "len_b", (int)d->len_b, "what", d->what,
+			"diff", hex_diff(d, false)));
+	}
+	json_object_set_new(o, "divergence_list", list);
+	if (timed) {
+		json_object_set_new(o, "timing", json_pack("{s:s,s:i,s:I,s:o,s:i}",
+			"method", tm->method, "rounds", (int)tm->rounds, "runs", (json_int_t)tm->runs,
+			"driver", stat_json(&tm->driver), "driver_errors", (int)tm->driver_errors));
+		ns = json_pack("{s:o}", "a", stat_json(&tm->a));
+		if (b)
+			json_object_set_new(ns, "b", stat_json(&tm->b));
+		json_object_set_new(o, "ns_per_packet", ns);
+		json_object_set_new(o, "ratio", b ? stat_json(&tm->ratio) : json_null());
+		json_object_set_new(o, "driver_ns", json_real(tm->driver.median));
+	} else {
+		json_object_set_new(o, "timing", json_pack("{s:s}", "skipped", why_not));
+		json_object_set_new(o, "ns_per_packet", json_object());
+		json_object_set_new(o, "ratio", json_null());
+		json_object_set_new(o, "driver_ns", json_null());
+	}
+	json_print(o);
+}
+
+static void report_text(const struct replay_args *ra, struct rs_replay_prog *a,
+			struct rs_replay_prog *b, const struct rs_replay_result *res,
+			const struct rs_timing_result *tm, bool timed, const char *why_not)
+{
+	uint32_t type = rs_replay_prog_type(a);
+	size_t i;
+
+	printf("A: %s (%s)\n", rs_replay_origin(a), rs_prog_type_name(type));
+	if (b)
+		printf("B: %s\n", rs_replay_origin(b));
+	printf("packets: %zu (%s)\nverdicts:\n", res->packets, ra->pcap);
+	print_verdicts("A", type, res->verdicts_a);
+	if (b)
+		print_verdicts("B", type, res->verdicts_b);
+	if (b) {
+		printf("divergences: %zu%s\n", res->divergences,
+		       res->divergences > res->div_cnt ? " (first ones shown)" : "");
+		for (i = 0; i < res->div_cnt; i++) {
+			const struct rs_divergence *d = &res->div[i];
+
+			if (d->kind == RS_DIV_MAP)
+				printf("  after %zu packets: %s\n", d->packet, d->what);
+			else
+				printf("  packet %zu: %s\n", d->packet, d->what);
+			hex_diff(d, true);
+		}
+	}
+	if (!timed) {
+		printf("timing: skipped (%s)\n", why_not);
+		return;
+	}
+	printf("timing (%s, %u rounds x %llu runs, harness subtracted):\n", tm->method, tm->rounds,
+	       (unsigned long long)tm->runs);
+	printf("  A      %8.2f ns/packet (min %.2f, max %.2f)\n", tm->a.median, tm->a.min,
+	       tm->a.max);
+	if (b) {
+		printf("  B      %8.2f ns/packet (min %.2f, max %.2f)\n", tm->b.median, tm->b.min,
+		       tm->b.max);
+		printf("  B/A    %8.3f (per-round min %.3f, max %.3f)\n", tm->ratio.median,
+		       tm->ratio.min, tm->ratio.max);
+	}
+	printf("  %-6s %8.2f ns/packet (min %.2f, max %.2f)\n",
+	       strcmp(tm->method, "driver") ? "empty" : "driver", tm->driver.median,
+	       tm->driver.min, tm->driver.max);
+}
+
+int do_replay(int argc, char **argv)
+{
+	struct replay_args ra = { .max_div = 10 };
+	struct rs_replay_prog *a = NULL, *b = NULL;
+	struct rs_timing_result tm = {};
+	struct rs_replay_result res = {};
+	struct rs_scenario *sc = NULL;
+	struct rs_trace tr = {};
+	const char *why_not = "--no-timing";
+	bool timed = false;
+	int err, ret = RS_EXIT_FAIL;
+
+	if (argc < 1 || !strcmp(argv[0], "help") || !strcmp(argv[0], "--help") ||
+	    !strcmp(argv[0], "-h"))
+		return argc < 1 ? (replay_help(), RS_EXIT_USAGE) : replay_help();
+	err = parse_args(argc, argv, &ra);
+	if (err)
+		return err;
+
+	if (rs_trace_load_pcap(ra.pcap, &tr))
+		goto out;	/* the message names the file and the packet */
+	if (ra.scenario) {
+		if (!rs_scenario_load) {
+			p_err("%s: scenarios are not supported by this build", ra.scenario);
+			goto out;
+		}
+		if (rs_scenario_load(ra.scenario, &sc))
+			goto out;
+	}
+	if (open_one(&ra.a, &ra, sc, &a))
+		goto out;
+	if (ra.has_b) {
+		if (open_one(&ra.b, &ra, sc, &b))
+			goto out;
+		if (rs_replay_prog_type(a) != rs_replay_prog_type(b)) {
+			p_err("program type mismatch: %s is %s, %s is %s", rs_replay_origin(a),
+			      rs_prog_type_name(rs_replay_prog_type(a)), rs_replay_origin(b),
+			      rs_prog_type_name(rs_replay_prog_type(b)));
+			goto out;
+		}
+	}
+	{
+		struct rs_replay_opts ro = { .sz = sizeof(ro), .max_divergences = ra.max_div,
+					     .masks = ra.masks, .mask_cnt = ra.mask_cnt,
+					     .progress = progress };
+
+		if (rs_replay_compare(a, b, &tr, &ro, &res))
+			goto out;
+	}
+	if (!ra.no_timing) {
+		struct rs_timing_opts to = { .sz = sizeof(to), .rounds = ra.rounds,
+					     .progress = progress };
+
+		err = rs_replay_time(a, b, &tr, &to, &tm);
+		if (!err)
+			timed = true;
+		else if (err == -EBUSY)
+			why_not = "kernel.bpf_stats_enabled is on";
+		else
+			why_not = "timing failed";
+	}
+	if (json_output)
+		report_json(&ra, a, b, &res, &tm, timed, why_not);
+	else
+		report_text(&ra, a, b, &res, &tm, timed, why_not);
+	ret = res.divergences ? RS_EXIT_FAIL : RS_EXIT_OK;
+out:
+	rs_replay_result_free(&res);
+	rs_replay_close(b);
+	rs_replay_close(a);
+	if (sc && rs_scenario_free)
+		rs_scenario_free(sc);
+	rs_trace_free(&tr);
+	return ret;
+}
