@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statfs.h>
 #include <unistd.h>
+#include <linux/magic.h>
 
 #include <bpf/bpf.h>
 
@@ -212,6 +214,13 @@ static bool fd_is_prog(int fd)
 	return !strcmp(target, "anon_inode:bpf-prog");
 }
 
+static bool on_bpffs(const char *path)
+{
+	struct statfs st;
+
+	return !statfs(path, &st) && st.f_type == BPF_FS_MAGIC;
+}
+
 static int resolve_pinned(const struct rs_prog_spec *spec, uint32_t *prog_id)
 {
 	struct bpf_prog_info info = {};
@@ -221,9 +230,11 @@ static int resolve_pinned(const struct rs_prog_spec *spec, uint32_t *prog_id)
 	fd = bpf_obj_get(spec->str);
 	if (fd < 0) {
 		err = -errno;
-		rs_warn("pinned %s: %s", spec->str,
-			err == -EINVAL || err == -EPERM ?
-			"not a BPF object (is it under a bpffs mount?)" : rs_strerror(err));
+		if (err != -ENOENT && !on_bpffs(spec->str))
+			rs_warn("pinned %s: not on a bpffs mount, not a pinned BPF object",
+				spec->str);
+		else
+			rs_warn("pinned %s: %s", spec->str, rs_strerror(err));
 		return err == -ENOENT ? -RS_ERR_NOT_FOUND : err;
 	}
 	if (!fd_is_prog(fd)) {
