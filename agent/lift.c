@@ -63,6 +63,20 @@ static const char *site_at(const struct rs_lift_sites *sites, long idx)
 	return best;
 }
 
+/* The verifier's complaint: the last log line that is not a statistics line. */
+static char *verifier_complaint(char *log)
+{
+	char *line, *best = log;
+
+	for (line = strtok(log, "\n"); line; line = strtok(NULL, "\n")) {
+		if (!strncmp(line, "processed ", 10) || !strncmp(line, "verification time", 17) ||
+		    !strncmp(line, "stack depth", 11) || !strncmp(line, "mark_precise", 12))
+			continue;
+		best = line;
+	}
+	return best;
+}
+
 /* Load the candidate; its translation must equal the running one. */
 static int prove(const struct rs_prog *xl, struct rs_prog *cand,
 		 const struct rs_lift_sites *sites, struct rs_lift_report *rep)
@@ -87,17 +101,12 @@ static int prove(const struct rs_prog *xl, struct rs_prog *cand,
 		fd = rs_prog_load(cand, &lo);
 	}
 	if (fd < 0) {
-		const char *tail = lo.log_buf;
-		size_t n = strlen(tail);
+		char *tail = verifier_complaint(lo.log_buf);
 
-		while (n && tail[n - 1] == '\n')
-			n--;
-		while (n && tail[n - 1] != '\n')
-			n--;
 		rep->fail_insn = -1;
 		snprintf(rep->fail_pattern, sizeof(rep->fail_pattern), "reload");
 		snprintf(rep->msg, sizeof(rep->msg), "the lifted program does not load: %s: %.180s",
-			 rs_strerror(fd), tail + n);
+			 rs_strerror(fd), tail);
 		rs_warn("prog %u (%s): %s\n", xl->id, xl->name, rep->msg);
 		err = -RS_ERR_PROOF;
 		goto out;

@@ -302,6 +302,9 @@ static int learn_helpers(const struct rs_prog *t, struct rs_patterns *ps)
 	return ok ? 0 : -ENOENT;
 }
 
+static int learn_inner(const struct rs_prog *t, const struct rs_map_ref *m, int fd,
+		       struct rs_patterns *ps);
+
 static int learn_map(const struct rs_prog *t, const struct rs_map_ref *m, struct rs_patterns *ps)
 {
 	size_t i;
@@ -327,9 +330,108 @@ static int learn_map(const struct rs_prog *t, const struct rs_map_ref *m, struct
 			ok++;
 		err = 0;
 	}
+	if (!err && (m->type == BPF_MAP_TYPE_ARRAY_OF_MAPS || m->type == BPF_MAP_TYPE_HASH_OF_MAPS))
+		err = learn_inner(t, m, fd, ps);
 	close(fd);
 	rs_debug("prog %u (%s): map %u (%s, type %u): %d helper forms probed\n", t->id, t->name,
 		 m->id, m->name, m->type, ok);
+	return err;
+}
+
+/* ---- inner maps of map-in-map ------------------------------------------------------------ */
+
+/*
+ * Probe a helper on the inner map of an outer map-in-map: the outer lookup is part of the
+ * prefix, whose translation is measured with a baseline probe that stops before the site.
+ */
+static size_t build_inner(const char *args, int id, bool site, struct bpf_insn *in)
+{
+	size_t n = 0, a;
+	int off;
+
+	for (off = -STACK_ZERO; off < 0; off += 8)
+		in[n++] = RS_ST(BPF_DW, RS_REG_FP, off, 0);
+	in[n++] = RS_I(BPF_LD | BPF_IMM | BPF_DW, 1, BPF_PSEUDO_MAP_IDX, 0, 0);
+	in[n++] = RS_I(0, 0, 0, 0, 0);
+	in[n++] = RS_MOV64_REG(2, RS_REG_FP);
+	in[n++] = RS_ALU64_IMM(BPF_ADD, 2, BUF_B);
+	in[n++] = RS_CALL(BPF_FUNC_map_lookup_elem);
+	in[n++] = RS_I(BPF_JMP | BPF_JNE | BPF_K, 0, 0, 2, 0);
+	in[n++] = RS_MOV64_IMM(0, 0);
+	in[n++] = RS_EXIT();
+	in[n++] = RS_MOV64_REG(1, 0);
+	for (a = 1; args[a]; a++) {
+		uint8_t r = (uint8_t)(a + 1);
+
+		if (args[a] == '0') {
+			in[n++] = RS_MOV64_IMM(r, 0);
+		} else {
+			in[n++] = RS_MOV64_REG(r, RS_REG_FP);
+			in[n++] = RS_ALU64_IMM(BPF_ADD, r, args[a] == 'k' ? BUF_B : BUF_A);
+		}
+	}
+	if (site)
+		in[n++] = RS_CALL(id);
+	in[n++] = RS_MOV64_IMM(0, 0);
+	in[n++] = RS_EXIT();
+	return n;
+}
+
+static int learn_inner(const struct rs_prog *t, const struct rs_map_ref *m, int fd,
+		       struct rs_patterns *ps)
+{
+	static const struct helper_desc inner_helpers[] = {
+		{ BPF_FUNC_map_lookup_elem, "mk" },
+		{ BPF_FUNC_map_update_elem, "mkv0" },
+		{ BPF_FUNC_map_delete_elem, "mk" },
+	};
+	struct bpf_insn in[RS_MAX_PROBE], *xb = NULL, *xs = NULL;
+	size_t i, n, nb, ns;
+	int pfd, err = 0;
+
+	for (i = 0; i < RS_ARRAY_SIZE(inner_helpers); i++) {
+		const struct helper_desc *h = &inner_helpers[i];
+		struct rs_pattern pat;
+
+		n = build_inner(h->args, h->id, false, in);
+		pfd = rs_probe_load(t, in, n, &fd, 1);
+		if (pfd < 0)
+			continue;
+		err = rs_probe_xlated(pfd, &xb, &nb);
+		close(pfd);
+		if (err)
+			break;
+		n = build_inner(h->args, h->id, true, in);
+		pfd = rs_probe_load(t, in, n, &fd, 1);
+		if (pfd >= 0) {
+			err = rs_probe_xlated(pfd, &xs, &ns);
+			close(pfd);
+			if (err)
+				break;
+			if (ns > nb && ns - nb <= RS_MAX_EXPANSION) {
+				memset(&pat, 0, sizeof(pat));
+				pat.kind = RS_PAT_EXPAND;
+				snprintf(pat.name, sizeof(pat.name), "%s inner map of %u",
+					 rs_helper_name(h->id) ? rs_helper_name(h->id) : "helper",
+					 m->id);
+				pat.orig = RS_CALL(h->id);
+				pat.xl = xs + nb - 2;
+				pat.xl_cnt = ns - nb;
+				if (pat.xl_cnt == 1 && rs_insn_is_helper_call(pat.xl))
+					err = rs_patterns_add_helper(ps, pat.xl->imm, h->id,
+								     rs_helper_name(h->id));
+				else
+					err = rs_patterns_add(ps, &pat);
+			}
+		}
+		free(xb);
+		free(xs);
+		xb = xs = NULL;
+		if (err)
+			break;
+	}
+	free(xb);
+	free(xs);
 	return err;
 }
 
@@ -476,6 +578,18 @@ int rs_lift_learn(const struct rs_prog *target, struct rs_patterns *ps)
 			rs_strerror(err));
 	rs_debug("prog %u (%s): %zu patterns, %zu helper imms learned\n", target->id, target->name,
 		 ps->pat_cnt, ps->helper_cnt);
+	for (i = 0; i < ps->pat_cnt; i++) {
+		char b[96];
+		size_t k;
+
+		rs_debug("  pattern '%s'%s%s:\n", ps->pats[i].name,
+			 ps->pats[i].need_same ? " (dst == src)" : "",
+			 ps->pats[i].need_diff ? " (dst != src)" : "");
+		for (k = 0; k < ps->pats[i].xl_cnt; k++) {
+			rs_insn_snprint(b, sizeof(b), ps->pats[i].xl, ps->pats[i].xl_cnt, k);
+			rs_debug("    %s\n", b);
+		}
+	}
 	return 0;
 fail:
 	rs_patterns_free(ps);

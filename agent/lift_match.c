@@ -204,21 +204,27 @@ out:
 	return ret;
 }
 
-/* Helper id whose name matches the kernel function at imm ("bpf_<name>"), or -1. */
+/*
+ * Helper id whose name matches the kernel function at imm, or -1.  Candidates: the name
+ * without "bpf_", and without a program-type prefix ("bpf_xdp_redirect_map" -> redirect_map).
+ */
 static int32_t helper_from_kallsyms(int32_t imm, char *fname, size_t sz)
 {
-	const char *n;
-	size_t k;
+	static const char *const prefixes[] = { "bpf_", "bpf_xdp_", "bpf_skb_", "bpf_sk_", "" };
+	size_t k, p;
 
 	fname[0] = '\0';
 	if (kallsyms_name((uint64_t)(int64_t)imm, fname, sz))
 		return -1;
-	n = fname;
-	if (!strncmp(n, "bpf_", 4))
-		n += 4;
-	for (k = 1; k < RS_ARRAY_SIZE(helper_names); k++)
-		if (!strcmp(n, helper_names[k]))
-			return (int32_t)k;
+	for (p = 0; p < RS_ARRAY_SIZE(prefixes); p++) {
+		size_t l = strlen(prefixes[p]);
+
+		if (strncmp(fname, prefixes[p], l))
+			continue;
+		for (k = 1; k < RS_ARRAY_SIZE(helper_names); k++)
+			if (!strcmp(fname + l, helper_names[k]))
+				return (int32_t)k;
+	}
 	return -1;
 }
 

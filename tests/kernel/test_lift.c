@@ -81,6 +81,13 @@ static void lift_all(const char *objname)
 			bpf_program__name(p), id, err ? rs_strerror(err) : "ok",
 			rep.patterns_learned, rep.sites_lifted, rep.msg);
 		n++;
+		if (err && getenv("RS_TEST_DEBUG")) {
+			char cmd[64];
+
+			snprintf(cmd, sizeof(cmd), "bpftool prog dump xlated id %u >&2", id);
+			if (system(cmd))
+				fprintf(stderr, "bpftool failed\n");
+		}
 		if (!err && rep.proven) {
 			proven++;
 			assert_int_equal(out.source, RS_SRC_LIFT);
@@ -98,10 +105,16 @@ static void test_xdp(void **state)
 	lift_all("lift_xdp");
 }
 
+static void test_maps(void **state)
+{
+	lift_all("lift_maps");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_xdp),
+		cmocka_unit_test(test_maps),
 	};
 
 	if (geteuid() != 0) {
