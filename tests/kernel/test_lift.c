@@ -110,11 +110,60 @@ static void test_maps(void **state)
 	lift_all("lift_maps");
 }
 
+static void test_tc(void **state)
+{
+	lift_all("lift_tc");
+}
+
+/* A kfunc call cannot be lifted: the error names the instruction. */
+static void test_unliftable(void **state)
+{
+	struct bpf_object *obj = open_test_obj("lift_kfunc");
+	struct bpf_program *p;
+	struct rs_lift_report rep;
+	struct rs_prog out;
+	int err;
+
+	assert_non_null(obj);
+	p = bpf_object__find_program_by_name(obj, "lift_kfunc");
+	assert_non_null(p);
+	err = rs_lift(prog_id(bpf_program__fd(p)), &out, &rep);
+	fprintf(stderr, "lift_kfunc: %s: %s\n", rs_strerror(err), rep.msg);
+	assert_int_equal(err, -RS_ERR_UNLIFTABLE);
+	assert_false(rep.proven);
+	assert_true(rep.fail_insn >= 0);
+	assert_string_equal(rep.fail_pattern, "kfunc call");
+	assert_non_null(strstr(rep.msg, "xlated insn"));
+	bpf_object__close(obj);
+}
+
+/* Unknown ids and programs of other types are refused with the documented codes. */
+static void test_refusals(void **state)
+{
+	static const struct bpf_insn ret0[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	struct rs_lift_report rep;
+	struct rs_prog out;
+	int fd;
+
+	assert_int_equal(rs_lift(0x7ffffff0, &out, &rep), -RS_ERR_NOT_FOUND);
+	fd = bpf_prog_load(BPF_PROG_TYPE_SOCKET_FILTER, "rs_sockf", "GPL", ret0, 2, NULL);
+	assert_true(fd >= 0);
+	assert_int_equal(rs_lift(prog_id(fd), &out, &rep), -RS_ERR_PROG_TYPE);
+	assert_int_equal(rs_fetch_translated(prog_id(fd), &out), -RS_ERR_PROG_TYPE);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_xdp),
 		cmocka_unit_test(test_maps),
+		cmocka_unit_test(test_tc),
+		cmocka_unit_test(test_unliftable),
+		cmocka_unit_test(test_refusals),
 	};
 
 	if (geteuid() != 0) {
