@@ -126,8 +126,9 @@ struct {
 	__uint(max_entries, 16 << 20);
 } rs_cap_events SEC(".maps");
 
+/* LRU: an entry whose exit never came (should not happen) cannot fill the map for good. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u64);
 	__type(value, struct inflight);

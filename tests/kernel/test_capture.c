@@ -158,7 +158,8 @@ static void check_reload(const struct rs_prog *p, int orig_fd)
 	close(fd);
 }
 
-static void check_common(const struct rs_prog *p, int fd)
+/* fd_form: the loader referenced maps by fd, so the rs_prog hashes to the kernel tag. */
+static void check_common(const struct rs_prog *p, int fd, bool fd_form)
 {
 	struct bpf_prog_info info;
 	uint8_t tag[BPF_TAG_SIZE];
@@ -170,6 +171,10 @@ static void check_common(const struct rs_prog *p, int fd)
 	assert_string_equal(p->name, info.name);
 	assert_memory_equal(p->tag, info.tag, BPF_TAG_SIZE);
 	assert_int_equal(rs_tag_compute(p, RS_TAG_UNKNOWN, tag), 0);
+	if (fd_form)
+		assert_memory_equal(tag, info.tag, BPF_TAG_SIZE);
+	else
+		assert_memory_not_equal(tag, info.tag, BPF_TAG_SIZE);
 	if (info.btf_id)
 		assert_int_equal(p->btf_id, info.btf_id);
 	assert_int_equal(p->func_info_cnt, info.nr_func_info);
@@ -247,7 +252,7 @@ static void check_object(struct rs_capture *cap)
 				fail_msg("%s: insn %zu differs from libbpf's", p.name, i);
 		}
 		assert_true(refs > 0);
-		check_common(&p, fd);
+		check_common(&p, fd, true);
 		check_reload(&p, fd);
 		rs_prog_free(&p);
 		progs++;
@@ -296,7 +301,7 @@ static void check_fd_array(struct rs_capture *cap)
 	insns[6].imm = 1;
 	assert_memory_equal(p.insns, insns, sizeof(insns));
 	/* the tag of the rs_prog (fd form) differs: the loader hashed indexes */
-	check_common(&p, fd);
+	check_common(&p, fd, false);
 	check_reload(&p, fd);
 	rs_prog_free(&p);
 	close(fd);
@@ -322,7 +327,7 @@ static void check_big(struct rs_capture *cap)
 	assert_int_equal(wait_capture(cap, fd_to_prog_id(fd, NULL), &p), 0);
 	assert_int_equal(p.insn_cnt, n);
 	assert_memory_equal(p.insns, insns, n * sizeof(*insns));
-	check_common(&p, fd);
+	check_common(&p, fd, true);
 	rs_prog_free(&p);
 	close(fd);
 	free(insns);
