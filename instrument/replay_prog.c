@@ -18,15 +18,6 @@
 #include "agent/agent.h"
 #include "instrument/replay_internal.h"
 
-/*
- * Entry points of other areas that may not be linked into every build yet (the libraries grow
- * in parallel): weak references, checked before use.
- */
-#pragma weak rs_fetch_original
-#pragma weak rs_prog_load
-#pragma weak rs_scenario_apply_object
-#pragma weak rs_scenario_apply
-
 static bool supported_type(uint32_t type)
 {
 	return type == BPF_PROG_TYPE_XDP || type == BPF_PROG_TYPE_SCHED_CLS;
@@ -188,11 +179,6 @@ int rs_replay_open_object(const char *path, const struct rs_replay_open_opts *op
 			goto err;
 	}
 	if (sc) {
-		if (!rs_scenario_apply_object) {
-			rs_warn("%s: scenarios are not supported by this build", path);
-			err = -ENOSYS;
-			goto err;
-		}
 		err = rs_scenario_apply_object(sc, rp->obj);
 		if (err)
 			goto err;
@@ -358,10 +344,6 @@ static int apply_scenario_fds(struct rs_replay_prog *rp, const struct rs_scenari
 	size_t i;
 	int err;
 
-	if (!rs_scenario_apply) {
-		rs_warn("%s: scenarios are not supported by this build", rp->origin);
-		return -ENOSYS;
-	}
 	sm = calloc(rp->map_cnt + 1, sizeof(*sm));
 	if (!sm)
 		return -ENOMEM;
@@ -406,11 +388,6 @@ int rs_replay_open_prog(const struct rs_prog *prog, const struct rs_replay_open_
 		rs_warn("prog %u (%s): type %s is not XDP or TC", prog->id, prog->name,
 			rs_prog_type_name(prog->type));
 		return -RS_ERR_PROG_TYPE;
-	}
-	if (!rs_prog_load) {
-		rs_warn("prog %u (%s): loading rs_prog programs is not supported by this build",
-			prog->id, prog->name);
-		return -ENOSYS;
 	}
 	rp = calloc(1, sizeof(*rp));
 	if (!rp)
@@ -481,10 +458,6 @@ int rs_replay_open_id(uint32_t prog_id, const struct rs_replay_open_opts *opts,
 	int err;
 
 	*out = NULL;
-	if (!rs_fetch_original) {
-		rs_warn("prog %u: fetching originals is not supported by this build", prog_id);
-		return -ENOSYS;
-	}
 	rs_prog_init(&p);
 	err = rs_fetch_original(prog_id, &p, &rep);
 	if (err) {

@@ -6,7 +6,8 @@
  * instrument/timing.c; see docs/replay.md.
  *
  *   respec replay PROG|OBJ --pcap FILE [--scenario FILE] [--against PROG|OBJ] [--prog NAME]
- *                 [--max-divergences N] [--mask MAP:OFF:LEN]... [--no-timing] [--rounds N]
+ *                 [--against-prog NAME] [--max-divergences N] [--mask MAP:OFF:LEN]...
+ *                 [--no-timing] [--rounds N]
  */
 #include <errno.h>
 #include <math.h>
@@ -18,13 +19,6 @@
 #include "agent/agent.h"
 #include "instrument/instrument.h"
 #include "tools/main.h"
-
-/* Other areas' entry points that may not be linked into every build yet. */
-#pragma weak rs_scenario_load
-#pragma weak rs_scenario_free
-#pragma weak rs_prog_spec_parse
-#pragma weak rs_prog_spec_resolve
-#pragma weak rs_prog_spec_str
 
 #define MAX_MASKS 64
 #define HEX_ROWS_MAX 8
@@ -38,7 +32,7 @@ struct target {
 struct replay_args {
 	struct target a, b;
 	bool has_b;
-	const char *pcap, *scenario, *prog_name;
+	const char *pcap, *scenario, *prog_name, *against_prog;
 	size_t max_div;
 	struct rs_replay_mask masks[MAX_MASKS];
 	size_t mask_cnt;
@@ -50,14 +44,15 @@ static int replay_help(void)
 {
 	fprintf(stderr,
 		"Usage: %s replay PROG|OBJ --pcap FILE [--scenario FILE] [--against PROG|OBJ]\n"
-		"                 [--prog NAME] [--max-divergences N] [--mask MAP:OFF:LEN]...\n"
-		"                 [--no-timing] [--rounds N]\n"
+		"                 [--prog NAME] [--against-prog NAME] [--max-divergences N]\n"
+		"                 [--mask MAP:OFF:LEN]... [--no-timing] [--rounds N]\n"
 		"       %s replay help\n\n"
 		"Runs the program over every packet of the pcap in isolation (fresh maps for OBJ,\n"
 		"clones of the live maps for PROG), compares it with --against packet by packet\n"
 		"(verdict, output bytes) and by map contents, and times both (trace driver for XDP,\n"
 		"single runs for TC).  Exit 1 when the programs diverge.\n\n"
-		"OBJ  := path of a BPF ELF object (first XDP/TC program, or --prog NAME)\n"
+		"OBJ  := path of a BPF ELF object (first XDP/TC program, or --prog NAME;\n"
+		"        --against-prog NAME for the --against object, default --prog)\n"
 		"PROG := { id ID | pinned PATH | tag TAG | name NAME |\n"
 		"          dev IFNAME xdp | dev IFNAME tc { ingress | egress } }\n",
 		bin_name, bin_name);
@@ -81,8 +76,6 @@ static int parse_target(int argc, char **argv, int *i, struct target *t)
 		t->path = argv[(*i)++];
 		return 0;
 	}
-	if (!rs_prog_spec_parse)
-		return usage_err("replay", "PROG is not supported by this build; give an OBJ");
 	if (rs_prog_spec_parse(argc - *i, argv + *i, &t->spec, &used))
 		return usage_err("replay", "bad PROG '%s'", argv[*i]);
 	t->is_prog = true;
@@ -122,6 +115,8 @@ static int parse_args(int argc, char **argv, struct replay_args *ra)
 			ra->scenario = v;
 		} else if (!strcmp(o, "--prog")) {
 			ra->prog_name = v;
+		} else if (!strcmp(o, "--against-prog")) {
+			ra->against_prog = v;
 		} else if (!strcmp(o, "--max-divergences") || !strcmp(o, "--rounds")) {
 			unsigned long n = strtoul(v, &end, 10);
 
@@ -146,24 +141,19 @@ static int parse_args(int argc, char **argv, struct replay_args *ra)
 	return 0;
 }
 
-static int open_one(const struct target *t, const struct replay_args *ra,
+static int open_one(const struct target *t, const char *prog_name,
 		    const struct rs_scenario *sc, struct rs_replay_prog **rp)
 {
-	struct rs_replay_open_opts oo = { .sz = sizeof(oo), .prog_name = ra->prog_name,
+	struct rs_replay_open_opts oo = { .sz = sizeof(oo), .prog_name = prog_name,
 					  .scenario = sc };
 	uint32_t id = 0;
 	char buf[128];
 	int err;
 
 	if (!t->path) {
-		if (!rs_prog_spec_resolve) {
-			p_err("PROG is not supported by this build");
-			return -ENOSYS;
-		}
 		err = rs_prog_spec_resolve(&t->spec, &id);
 		if (err) {
-			p_err("%s: %s", rs_prog_spec_str ?
-			      rs_prog_spec_str(&t->spec, buf, sizeof(buf)) : "PROG",
+			p_err("%s: %s", rs_prog_spec_str(&t->spec, buf, sizeof(buf)),
 			      rs_strerror(err));
 			return err;
 		}
@@ -391,17 +381,13 @@ int do_replay(int argc, char **argv)
 	if (rs_trace_load_pcap(ra.pcap, &tr))
 		goto out;	/* the message names the file and the packet */
 	if (ra.scenario) {
-		if (!rs_scenario_load) {
-			p_err("%s: scenarios are not supported by this build", ra.scenario);
-			goto out;
-		}
 		if (rs_scenario_load(ra.scenario, &sc))
 			goto out;
 	}
-	if (open_one(&ra.a, &ra, sc, &a))
+	if (open_one(&ra.a, ra.prog_name, sc, &a))
 		goto out;
 	if (ra.has_b) {
-		if (open_one(&ra.b, &ra, sc, &b))
+		if (open_one(&ra.b, ra.against_prog ?: ra.prog_name, sc, &b))
 			goto out;
 		if (rs_replay_prog_type(a) != rs_replay_prog_type(b)) {
 			p_err("program type mismatch: %s is %s, %s is %s", rs_replay_origin(a),
@@ -439,7 +425,7 @@ out:
 	rs_replay_result_free(&res);
 	rs_replay_close(b);
 	rs_replay_close(a);
-	if (sc && rs_scenario_free)
+	if (sc)
 		rs_scenario_free(sc);
 	rs_trace_free(&tr);
 	return ret;
