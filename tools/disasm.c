@@ -221,21 +221,28 @@ uint64_t rs_ksyms_addr(const struct rs_ksyms *ks, const char *name)
 
 /* ---- x86-64 JIT through capstone ------------------------------------------------------- */
 
-static void name_target(const cs_insn *in, const struct rs_ksyms *ks, char *sym, size_t sz)
+static void name_target(const cs_insn *in, const struct rs_ksyms *ks, const char *self,
+			char *sym, size_t sz)
 {
 	const cs_x86 *x = &in->detail->x86;
 	const char *name;
 	uint64_t off;
 	uint8_t g;
-	bool branch = false;
+	bool branch = false, call = false;
 
 	sym[0] = 0;
-	for (g = 0; g < in->detail->groups_count; g++)
-		if (in->detail->groups[g] == X86_GRP_CALL || in->detail->groups[g] == X86_GRP_JUMP)
+	for (g = 0; g < in->detail->groups_count; g++) {
+		if (in->detail->groups[g] == X86_GRP_CALL)
+			branch = call = true;
+		if (in->detail->groups[g] == X86_GRP_JUMP)
 			branch = true;
+	}
 	if (!branch || x->op_count != 1 || x->operands[0].type != X86_OP_IMM)
 		return;
 	name = rs_ksyms_lookup(ks, (uint64_t)x->operands[0].imm, &off);
+	/* a jump inside the same function needs no name */
+	if (name && !call && self && !strcmp(name, self))
+		return;
 	if (name)
 		snprintf(sym, sz, off ? "%s+0x%llx" : "%s", name, (unsigned long long)off);
 }
@@ -246,6 +253,8 @@ int rs_jit_disasm(const uint8_t *image, size_t len, uint64_t base, const struct 
 	struct rs_jit_line *out = NULL;
 	cs_insn *insn = NULL;
 	size_t n, i;
+	const char *self = NULL;
+	uint64_t soff;
 	csh h;
 	int err = 0;
 
@@ -263,6 +272,8 @@ int rs_jit_disasm(const uint8_t *image, size_t len, uint64_t base, const struct 
 		err = -EINVAL;
 		goto out;
 	}
+	if (ks && base)
+		self = rs_ksyms_lookup(ks, base, &soff);
 	out = calloc(n ? n : 1, sizeof(*out));
 	if (!out) {
 		err = -ENOMEM;
@@ -278,7 +289,7 @@ int rs_jit_disasm(const uint8_t *image, size_t len, uint64_t base, const struct 
 		snprintf(l->text, sizeof(l->text), "%s%s%s", insn[i].mnemonic,
 			 insn[i].op_str[0] ? " " : "", insn[i].op_str);
 		if (insn[i].detail && ks && base)
-			name_target(&insn[i], ks, l->sym, sizeof(l->sym));
+			name_target(&insn[i], ks, self, l->sym, sizeof(l->sym));
 	}
 	*lines = out;
 	*cnt = n;

@@ -24,10 +24,6 @@
 #include "tools/disasm.h"
 #include "tools/main.h"
 
-/* Provided by the lift engineer's agent/lift.c; weak until it is on main. */
-#pragma weak rs_lift
-#pragma weak rs_fetch_original
-
 /* ---- one stderr line per failure ---------------------------------------------------------- */
 
 static rs_log_fn prev_log;
@@ -368,9 +364,10 @@ static void annotate(const struct bpf_printer *bp, const struct rs_prog *p, size
 		name = rs_ksyms_lookup(bp->ks, bp->call_base + (int64_t)in->imm, &off);
 		if (name && off)
 			name = NULL;
-	} else if (!bp->translated) {
-		name = rs_helper_name(in->imm);
 	}
+	/* untranslated, or kept as a helper id by the verifier (bpf_tail_call) */
+	if (!name && in->imm >= 0 && in->imm < 1024)
+		name = rs_helper_name(in->imm);
 	if (name)
 		snprintf(buf, sz, "%s", name);
 }
@@ -423,7 +420,8 @@ static int print_bpf(const struct rs_prog *p, bool translated, bool linum, json_
 	for (idx = 0; idx < p->insn_cnt; idx += w) {
 		w = rs_bpf_disasm_insn(bp.llvm, p->insns, p->insn_cnt, idx, llvm, sizeof(llvm));
 		rs_insn_snprint(own, sizeof(own), p->insns, p->insn_cnt, idx);
-		if (w < 0) {
+		/* LLVM knows neither unknown encodings nor pseudo map loads */
+		if (w < 0 || rs_insn_is_map_ref(&p->insns[idx])) {
 			snprintf(llvm, sizeof(llvm), "%s", own);
 			w = 1;
 		}
@@ -442,16 +440,21 @@ static int print_bpf(const struct rs_prog *p, bool translated, bool linum, json_
 			json_array_append_new(arr, o);
 			continue;
 		}
-		if (src)
+		if (src) {
+			while (*src == ' ' || *src == '\t')
+				src++;
 			printf("; %s  [%s:%u:%u]\n", src, file, line, col);
-		printf("%5zu: %-40s", idx, llvm);
-		if (note[0] || (verbose && strcmp(own, llvm)))
-			printf(" ;");
-		if (note[0])
-			printf(" %s", note);
-		if (verbose && strcmp(own, llvm))
-			printf(" [%s]", own);
-		printf("\n");
+		}
+		if (note[0] || (verbose && strcmp(own, llvm))) {
+			printf("%5zu: %-40s ;", idx, llvm);
+			if (note[0])
+				printf(" %s", note);
+			if (verbose && strcmp(own, llvm))
+				printf(" [%s]", own);
+			printf("\n");
+		} else {
+			printf("%5zu: %s\n", idx, llvm);
+		}
 	}
 out:
 	rs_ksyms_free(bp.ks);
@@ -646,11 +649,6 @@ static int do_dump(int argc, char **argv)
 			goto out;
 		}
 	} else {
-		if (!rs_fetch_original) {
-			err = fail("prog %u (%s): original: not available in this build", id,
-				   info.name);
-			goto out;
-		}
 		err = rs_fetch_original(id, &p, &rep);
 		if (err) {
 			lift_report_fail(id, info.name, err, &rep);
@@ -695,8 +693,6 @@ static int do_lift(int argc, char **argv)
 		return -used;
 	if (argc > used)
 		return usage_err("prog", "lift: unexpected argument '%s'", argv[used]);
-	if (!rs_lift)
-		return fail("prog %u (%s): lift: not available in this build", id, info.name);
 
 	rs_prog_init(&p);
 	err = rs_lift(id, &p, &rep);

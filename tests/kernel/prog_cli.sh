@@ -126,6 +126,10 @@ int main(int argc, char **argv)
 	return bpf_obj_pin(lfd, argv[4]) ? 1 : 0;
 }
 EOF
+# per-run program names, so concurrent tests never make a name ambiguous by accident
+XM="xm$$"
+XT="xt$$"
+sed -i "s/xdp_main/$XM/; s/xdp_target/$XT/" "$TMP/dp.bpf.c"
 MULTI=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 for o in dp sock; do
 	clang -target bpf -O2 -g -I/usr/include/"$MULTI" -c "$TMP/$o.bpf.c" -o "$TMP/$o.bpf.o" ||
@@ -135,9 +139,9 @@ gcc -O1 -o "$TMP/tcx_attach" "$TMP/tcx_attach.c" -lbpf || fail "compile tcx_atta
 
 # ---- attach ----------------------------------------------------------------------------------
 bpftool prog loadall "$TMP/dp.bpf.o" "$PIN/progs" pinmaps "$PIN/maps" || fail "loadall"
-bpftool map update pinned "$PIN/maps/jmp" key 0 0 0 0 value pinned "$PIN/progs/xdp_target" ||
+bpftool map update pinned "$PIN/maps/jmp" key 0 0 0 0 value pinned "$PIN/progs/$XT" ||
 	fail "prog array update"
-$RS_NSENTER ip link set dev "$A" xdpdrv pinned "$PIN/progs/xdp_main" || fail "attach xdp"
+$RS_NSENTER ip link set dev "$A" xdpdrv pinned "$PIN/progs/$XM" || fail "attach xdp"
 $RS_NSENTER tc qdisc add dev "$B" clsact || fail "clsact"
 $RS_NSENTER tc filter add dev "$B" ingress prio 7 handle 3 bpf da obj "$TMP/dp.bpf.o" sec tc ||
 	fail "tc filter"
@@ -146,8 +150,8 @@ $RS_NSENTER "$TMP/tcx_attach" "$TMP/dp.bpf.o" tcx_pass "$B" "$PIN/tcx_link" || H
 bpftool prog load "$TMP/sock.bpf.o" "$PIN/sock" || fail "load socket filter"
 
 pin_id() { bpftool -j prog show pinned "$1" | jq -r .id; }
-MAIN_ID=$(pin_id "$PIN/progs/xdp_main")
-TARGET_ID=$(pin_id "$PIN/progs/xdp_target")
+MAIN_ID=$(pin_id "$PIN/progs/$XM")
+TARGET_ID=$(pin_id "$PIN/progs/$XT")
 UNATT_ID=$(pin_id "$PIN/progs/tc_pass")
 SOCK_ID=$(pin_id "$PIN/sock")
 
@@ -195,7 +199,7 @@ else
 	echo "note: kernel refused a tcx link; tcx part not tested" >&2
 fi
 "$RESPEC" prog list >"$TMP/list.txt" || fail "prog list (text)"
-grep -q "^$MAIN_ID: xdp  name xdp_main" "$TMP/list.txt" || fail "text list lacks xdp_main"
+grep -q "^$MAIN_ID: xdp  name $XM" "$TMP/list.txt" || fail "text list lacks $XM"
 grep -q "^$UNATT_ID: .*(not attached)" "$TMP/list.txt" || fail "text list lacks (not attached)"
 
 # ---- show / resolution -------------------------------------------------------------------------
@@ -203,8 +207,8 @@ show_id() { "$RESPEC" -j prog show "$@" | jq -r .id; }
 [ "$(show_id id "$MAIN_ID")" = "$MAIN_ID" ] || fail "show id"
 [ "$(show_id dev "$A" xdp)" = "$MAIN_ID" ] || fail "show dev $A xdp"
 [ "$(show_id dev "$B" tc ingress)" = "$TC_ID" ] || fail "show dev $B tc ingress"
-[ "$(show_id pinned "$PIN/progs/xdp_main")" = "$MAIN_ID" ] || fail "show pinned"
-[ "$(show_id name xdp_main)" = "$MAIN_ID" ] || fail "show name"
+[ "$(show_id pinned "$PIN/progs/$XM")" = "$MAIN_ID" ] || fail "show pinned"
+[ "$(show_id name "$XM")" = "$MAIN_ID" ] || fail "show name"
 TAG=$(bpftool -j prog show id "$MAIN_ID" | jq -r .tag | tr -d :)
 [ "$(show_id tag "$TAG")" = "$MAIN_ID" ] || fail "show tag $TAG"
 "$RESPEC" prog show id "$MAIN_ID" | grep -q "xdp drv dev $A netns $RS_NS" || fail "show text"
@@ -227,6 +231,17 @@ grep -Eq "push|ret|jmp" "$TMP/j.txt" || fail "jited dump has no x86 code"
 "$RESPEC" -j prog dump dev "$A" xdp jited | jq -e 'length > 3' >/dev/null ||
 	fail "dump jited -j"
 pass "dump jited (text, json)"
+
+# ---- lift and original ------------------------------------------------------------------------
+"$RESPEC" -j prog lift id "$MAIN_ID" >"$TMP/lift.json" 2>"$TMP/lift.err" ||
+	fail "lift: $(cat "$TMP/lift.err")"
+jq -e '.proven == true and (.insns | length) > 5' "$TMP/lift.json" >/dev/null ||
+	fail "lift -j: not proven or no code"
+"$RESPEC" prog lift id "$MAIN_ID" | grep -q "proof: translates identically" || fail "lift text"
+"$RESPEC" prog dump id "$MAIN_ID" original >"$TMP/orig.txt" || fail "dump original"
+grep -Eq "r[0-9] = \*\(u32 \*\)\(r1 \+ 0x4\)" "$TMP/orig.txt" ||
+	fail "original lacks the u32 data_end ctx load"
+pass "lift proven, dump original"
 
 # ---- bad input: exit 1, exactly one line on stderr -------------------------------------------
 one_line_fail() {
