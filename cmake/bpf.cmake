@@ -62,4 +62,6 @@ function(rs_bpf_object NAME SOURCE)
 		list(APPEND outs ${skel})
 	endif()
 	add_custom_target(bpf_${NAME} ALL DEPENDS ${outs})
+	# vmlinux.h is produced in another directory: order by target, not by file.
+	add_dependencies(bpf_${NAME} rs_vmlinux_h)
 endfunction()
