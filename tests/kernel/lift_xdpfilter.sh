@@ -9,6 +9,7 @@
 # filter program directly: the attached program id is read from `ip link`.  Native (driver)
 # mode is used for the allow policy and skb (generic) mode for deny, to cover both.
 # Everything (filters, namespace, veth) is removed on exit.
+RS_BUILD_DIR=${RS_BUILD_DIR:-${1:-build}}
 . "$(dirname "$0")/../lib.sh"
 
 rs_require_root
