@@ -299,6 +299,7 @@ static int do_show(int argc, char **argv)
 	if (err)
 		return fail("prog %u (%s): discovery failed: %s", id, info.name, rs_strerror(err));
 	have_attrs = !rs_prog_load_attrs(id, &eat, &flags);
+	rs_prog_load_attrs_cleanup();
 	first_warn[0] = 0;	/* load attributes are optional: their failure is not ours */
 
 	if (json_output) {
