@@ -398,7 +398,7 @@ int rs_replay_open_prog(const struct rs_prog *prog, const struct rs_replay_open_
 		goto err;
 	snprintf(rp->name, sizeof(rp->name), "%s", prog->name);
 	if (prog->id)
-		snprintf(rp->origin, sizeof(rp->origin), "id %u", prog->id);
+		snprintf(rp->origin, sizeof(rp->origin), "id %u (%s)", prog->id, prog->name);
 	else
 		snprintf(rp->origin, sizeof(rp->origin), "%s", prog->name);
 	rp->type = prog->type;

@@ -228,4 +228,18 @@ run -j replay "$TMP/orig.o" --pcap "$TMP/t.pcap" --scenario "$TMP/sc.json" \
 	--against "$TMP/orig.o" --mask stamps:8:8 --no-timing
 [ "$RC" -eq 0 ] || fail "scenario: exit $RC: $ERR"
 pass "scenario applied to both private copies"
+# ---- a loaded program: its original against clones of its maps, live maps untouched --------
+rs_mount_bpffs
+PIN=/sys/fs/bpf/rs-replay-cli-$$
+rs_on_exit "rm -rf $PIN"
+bpftool prog loadall "$TMP/orig.o" "$PIN" >/dev/null 2>&1 || fail "bpftool prog loadall"
+run -j replay pinned "$PIN/xdp_ttl" --pcap "$TMP/t.pcap" --against "$TMP/orig.o" \
+	--mask stamps:8:8 --rounds 3
+[ "$RC" -eq 0 ] || fail "pinned program: exit $RC: $ERR"
+[ "$(echo "$OUT" | jget 'd["divergences"]')" -eq 0 ] || fail "pinned: divergences: $OUT"
+echo "$OUT" | jget 'd["programs"]["a"]' | grep -q "^id [0-9]* (xdp_ttl)" || fail "pinned: origin"
+MAP_ID=$(bpftool -j prog show pinned "$PIN/xdp_ttl" | jget 'd["map_ids"][0]')
+[ "$(bpftool -j map dump id "$MAP_ID" | jget 'len(d)')" -eq 0 ] ||
+	fail "pinned: the live map $MAP_ID was written"
+pass "loaded program replayed against clones; live maps untouched"
 exit 0
