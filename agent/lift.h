@@ -63,6 +63,8 @@ struct rs_pattern {
 	size_t xl_cnt;
 	bool need_same;			/* only when dst == src in the original */
 	bool need_diff;			/* only when dst != src */
+	bool loose;			/* fp offsets may shift by one delta, pseudo call
+					 * targets are free (inlined bpf_loop) */
 };
 
 struct rs_helper_imm {

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 
 #include "agent/lift.h"
 
@@ -435,6 +436,105 @@ static int learn_inner(const struct rs_prog *t, const struct rs_map_ref *m, int 
 	return err;
 }
 
+/* ---- inlined bpf_loop ------------------------------------------------------------------------ */
+
+/* Load a probe with two functions (main at 0, callback at cb_off): callbacks need BTF. */
+static int load_with_btf_funcs(const struct rs_prog *t, const struct bpf_insn *in, size_t n,
+			       uint32_t cb_off, struct bpf_insn **xl, size_t *xl_cnt)
+{
+	LIBBPF_OPTS(bpf_prog_load_opts, lo);
+	struct bpf_func_info fi[2];
+	struct btf *btf;
+	int int_id, proto, f0, f1, fd, err;
+
+	*xl = NULL;
+	btf = btf__new_empty();
+	if (!btf)
+		return -errno;
+	int_id = btf__add_int(btf, "int", 4, BTF_INT_SIGNED);
+	proto = btf__add_func_proto(btf, int_id);
+	f0 = btf__add_func(btf, "rs_probe", BTF_FUNC_GLOBAL, proto);
+	f1 = btf__add_func(btf, "rs_probe_cb", BTF_FUNC_STATIC, proto);
+	if (int_id < 0 || proto < 0 || f0 < 0 || f1 < 0) {
+		err = -EINVAL;
+		goto out;
+	}
+	err = btf__load_into_kernel(btf);
+	if (err)
+		goto out;
+	fi[0].insn_off = 0;
+	fi[0].type_id = f0;
+	fi[1].insn_off = cb_off;
+	fi[1].type_id = f1;
+	lo.expected_attach_type = t->expected_attach_type;
+	lo.prog_flags = t->prog_flags;
+	lo.prog_btf_fd = btf__fd(btf);
+	lo.func_info = fi;
+	lo.func_info_cnt = 2;
+	lo.func_info_rec_size = sizeof(fi[0]);
+	fd = bpf_prog_load(t->type, "rs_probe", "GPL", in, n, &lo);
+	if (fd < 0) {
+		err = -errno;
+		goto out;
+	}
+	err = rs_probe_xlated(fd, xl, xl_cnt);
+	close(fd);
+out:
+	btf__free(btf);
+	return err;
+}
+
+/*
+ * bpf_loop with a known callback and flags 0 is inlined as a counted loop calling the callback
+ * subprogram; its spill slots depend on the frame's stack depth, so the pattern is loose
+ * (see struct rs_pattern).
+ */
+static int learn_bpf_loop(const struct rs_prog *t, struct rs_patterns *ps)
+{
+	struct bpf_insn in[12], *xl = NULL;
+	struct rs_pattern pat;
+	size_t n = 0, xl_cnt;
+	int err;
+
+	in[n++] = RS_MOV64_IMM(1, 4);
+	in[n++] = RS_I(BPF_LD | BPF_IMM | BPF_DW, 2, BPF_PSEUDO_FUNC, 0, 6);
+	in[n++] = RS_I(0, 0, 0, 0, 0);
+	in[n++] = RS_MOV64_IMM(3, 0);
+	in[n++] = RS_MOV64_IMM(4, 0);
+	in[n++] = RS_CALL(BPF_FUNC_loop);
+	in[n++] = RS_MOV64_IMM(0, 0);
+	in[n++] = RS_EXIT();
+	in[n++] = RS_MOV64_IMM(0, 0);	/* callback */
+	in[n++] = RS_EXIT();
+	err = load_with_btf_funcs(t, in, n, 8, &xl, &xl_cnt);
+	if (!err && xl_cnt > 9) {
+		/* expansion = xlated[5, end - 4) */
+		memmove(xl, xl + 5, (xl_cnt - 9) * sizeof(*xl));
+		xl_cnt -= 9;
+	} else if (!err) {
+		err = -ERANGE;
+	}
+	if (err) {
+		rs_debug("lift: bpf_loop probe: %s\n", rs_strerror(err));
+		free(xl);
+		return 0;	/* no bpf_loop here */
+	}
+	if (xl_cnt > 1) {
+		memset(&pat, 0, sizeof(pat));
+		pat.kind = RS_PAT_EXPAND;
+		snprintf(pat.name, sizeof(pat.name), "inlined loop");
+		pat.orig = RS_CALL(BPF_FUNC_loop);
+		pat.xl = xl;
+		pat.xl_cnt = xl_cnt;
+		pat.loose = true;
+		err = rs_patterns_add(ps, &pat);
+	} else if (rs_insn_is_helper_call(xl) && xl->imm != BPF_FUNC_loop) {
+		err = rs_patterns_add_helper(ps, xl->imm, BPF_FUNC_loop, "loop");
+	}
+	free(xl);
+	return err;
+}
+
 /* ---- division / modulo by register -------------------------------------------------------- */
 
 struct alu_probe {
@@ -570,6 +670,8 @@ int rs_lift_learn(const struct rs_prog *target, struct rs_patterns *ps)
 			goto fail;
 	}
 	err = learn_divmod(target, ps);
+	if (!err)
+		err = learn_bpf_loop(target, ps);
 	if (err)
 		goto fail;
 	err = learn_prologue(target, ps);

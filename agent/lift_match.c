@@ -249,15 +249,33 @@ static bool match_at(const struct rs_pattern *p, const struct bpf_insn *insns, s
 {
 	int d = -1, s = -1;
 	size_t k, internal = 0, external = 0;
-	bool pseudo_half = false;
+	bool pseudo_half = false, have_delta = false;
+	int delta = 0;
 
 	if (i + p->xl_cnt > cnt)
 		return false;
 	for (k = 0; k < p->xl_cnt; k++) {
 		const struct bpf_insn *t = &p->xl[k], *x = &insns[i + k];
+		uint8_t cls = BPF_CLASS(t->code);
 
-		if (t->code != x->code || t->off != x->off || t->imm != x->imm)
+		if (t->code != x->code)
 			return false;
+		if (p->loose && rs_insn_is_pseudo_call(t)) {
+			if (x->src_reg != t->src_reg)
+				return false;
+			continue;	/* callback target: wherever it is */
+		}
+		if (p->loose && ((cls == BPF_STX && t->dst_reg == RS_REG_FP) ||
+				 (cls == BPF_LDX && t->src_reg == RS_REG_FP))) {
+			if (!have_delta) {
+				delta = x->off - t->off;
+				have_delta = true;
+			}
+			if (x->off - t->off != delta || t->imm != x->imm)
+				return false;
+		} else if (t->off != x->off || t->imm != x->imm) {
+			return false;
+		}
 		if (!reg_bind(t->dst_reg, x->dst_reg, &d, &s))
 			return false;
 		if (pseudo_half || rs_insn_is_ldimm64(t) || rs_insn_is_call(t)) {

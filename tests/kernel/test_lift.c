@@ -61,43 +61,113 @@ static uint32_t prog_id(int fd)
 	return info.id;
 }
 
-/* Lift every program of an object and require each proof. */
-static void lift_all(const char *objname)
+/* Lift one loaded program by fd; 1 when proven. */
+static int lift_one(int fd, const char *objname, const char *pname)
 {
-	struct bpf_object *obj = open_test_obj(objname);
+	struct rs_lift_report rep;
+	struct rs_prog out;
+	uint32_t id = prog_id(fd);
+	int err, proven = 0;
+
+	assert_true(id > 0);
+	err = rs_lift(id, &out, &rep);
+	fprintf(stderr, "%s/%s (id %u): %s: %zu patterns, %zu sites: %s\n", objname, pname, id,
+		err ? rs_strerror(err) : "ok", rep.patterns_learned, rep.sites_lifted, rep.msg);
+	if (err && getenv("RS_TEST_DEBUG")) {
+		char cmd[64];
+
+		snprintf(cmd, sizeof(cmd), "bpftool prog dump xlated id %u >&2", id);
+		if (system(cmd))
+			fprintf(stderr, "bpftool failed\n");
+	}
+	if (!err && rep.proven) {
+		proven = 1;
+		assert_int_equal(out.source, RS_SRC_LIFT);
+		assert_true(out.insn_cnt > 0);
+	}
+	rs_prog_free(&out);
+	return proven;
+}
+
+/* Lift every loaded program of an object; returns the number tried, *proven_out set. */
+static int lift_obj(struct bpf_object *obj, const char *objname, int *proven_out)
+{
 	struct bpf_program *p;
 	int n = 0, proven = 0;
 
-	assert_non_null(obj);
 	bpf_object__for_each_program(p, obj) {
-		struct rs_lift_report rep;
-		struct rs_prog out;
-		uint32_t id = prog_id(bpf_program__fd(p));
-		int err;
-
-		assert_true(id > 0);
-		err = rs_lift(id, &out, &rep);
-		fprintf(stderr, "%s/%s (id %u): %s: %zu patterns, %zu sites: %s\n", objname,
-			bpf_program__name(p), id, err ? rs_strerror(err) : "ok",
-			rep.patterns_learned, rep.sites_lifted, rep.msg);
+		if (bpf_program__fd(p) < 0)
+			continue;
+		proven += lift_one(bpf_program__fd(p), objname, bpf_program__name(p));
 		n++;
-		if (err && getenv("RS_TEST_DEBUG")) {
-			char cmd[64];
-
-			snprintf(cmd, sizeof(cmd), "bpftool prog dump xlated id %u >&2", id);
-			if (system(cmd))
-				fprintf(stderr, "bpftool failed\n");
-		}
-		if (!err && rep.proven) {
-			proven++;
-			assert_int_equal(out.source, RS_SRC_LIFT);
-			assert_true(out.insn_cnt > 0);
-		}
-		rs_prog_free(&out);
 	}
+	*proven_out = proven;
+	return n;
+}
+
+/* Lift every program of one of our test objects and require each proof. */
+static void lift_all(const char *objname)
+{
+	struct bpf_object *obj = open_test_obj(objname);
+	int n, proven;
+
+	assert_non_null(obj);
+	n = lift_obj(obj, objname, &proven);
 	bpf_object__close(obj);
 	assert_true(n > 0);
 	assert_int_equal(proven, n);
+}
+
+/*
+ * Every XDP / TC program built in this repository (sample data planes, their ceilings, the
+ * benchmark floor, the replay driver): loaded as built, lifted, proven.
+ */
+static void test_repo_programs(void **state)
+{
+	static const char *const objs[] = {
+		"bpf/samples/firewall.bpf.o", "bpf/samples/firewall-ceiling.bpf.o",
+		"bpf/samples/firewall-xdp.bpf.o", "bpf/samples/firewall-xdp-ceiling.bpf.o",
+		"bpf/samples/router.bpf.o", "bpf/samples/router-ceiling.bpf.o",
+		"bpf/samples/l4lb.bpf.o", "bpf/samples/l4lb-ceiling.bpf.o",
+		"benchmarks/floor.bpf.o", "bpf/replay_driver.bpf.o",
+	};
+	const char *dir = getenv("RS_BUILD_DIR");
+	int total = 0, total_proven = 0;
+	size_t i;
+
+	for (i = 0; i < RS_ARRAY_SIZE(objs); i++) {
+		struct bpf_object *obj;
+		struct bpf_program *p;
+		char path[4096];
+		int n, proven;
+
+		snprintf(path, sizeof(path), "%s/%s", dir ? dir : "build", objs[i]);
+		if (access(path, R_OK)) {
+			fprintf(stderr, "%s: not built here, skipped\n", objs[i]);
+			continue;
+		}
+		obj = bpf_object__open_file(path, NULL);
+		assert_non_null(obj);
+		bpf_object__for_each_program(p, obj) {
+			enum bpf_prog_type t = bpf_program__type(p);
+
+			if (t != BPF_PROG_TYPE_XDP && t != BPF_PROG_TYPE_SCHED_CLS &&
+			    t != BPF_PROG_TYPE_SCHED_ACT)
+				bpf_program__set_autoload(p, false);
+		}
+		if (bpf_object__load(obj)) {
+			fprintf(stderr, "%s: does not load as built (%s), skipped\n", objs[i],
+				strerror(errno));
+			bpf_object__close(obj);
+			continue;
+		}
+		n = lift_obj(obj, objs[i], &proven);
+		bpf_object__close(obj);
+		total += n;
+		total_proven += proven;
+	}
+	fprintf(stderr, "repository programs: %d of %d proven\n", total_proven, total);
+	assert_int_equal(total_proven, total);
 }
 
 static void test_xdp(void **state)
@@ -162,6 +232,7 @@ int main(void)
 		cmocka_unit_test(test_xdp),
 		cmocka_unit_test(test_maps),
 		cmocka_unit_test(test_tc),
+		cmocka_unit_test(test_repo_programs),
 		cmocka_unit_test(test_unliftable),
 		cmocka_unit_test(test_refusals),
 	};
