@@ -148,6 +148,7 @@ struct rs_prog {
 
 void rs_prog_init(struct rs_prog *p);
 void rs_prog_free(struct rs_prog *p);		/* frees arrays, leaves p initialized */
+/* Deep copy.  dst must be initialized (or hold a program, which is freed on success). */
 int rs_prog_copy(struct rs_prog *dst, const struct rs_prog *src);
 /* Replace the instruction array (copies `insns`). */
 int rs_prog_set_insns(struct rs_prog *p, const struct bpf_insn *insns, size_t cnt);
@@ -197,6 +198,15 @@ struct rs_cfg {
 /* Blocks end at branches, exits, tail calls (no: calls do not end blocks) and before targets. */
 int rs_cfg_build(const struct bpf_insn *insns, size_t cnt, struct rs_cfg *cfg);
 void rs_cfg_free(struct rs_cfg *cfg);
+/* Same, with func_info offsets as additional subprogram starts. */
+int rs_cfg_build_prog(const struct rs_prog *p, struct rs_cfg *cfg);
+/*
+ * Sorted, distinct subprogram starts: 0, every pseudo call / pseudo func target and every
+ * func_info offset (fi may be NULL).  Out-of-range targets are skipped (the validator reports
+ * them).  *starts is allocated; the caller frees it.
+ */
+int rs_subprog_starts(const struct bpf_insn *insns, size_t cnt, const struct rs_func_info *fi,
+		      size_t fi_cnt, size_t **starts, size_t *n);
 
 /*
  * Register liveness per instruction: live_in[i] = registers read on some path from i before

@@ -113,19 +113,20 @@ struct rs_gen_opts {
  */
 static inline int rs_gen_prog(struct rs_prog *p, const struct rs_gen_opts *o)
 {
-	size_t cap = o->subprogs * (o->body + 8) + 8, n = 0, s, k;
+	size_t cap = o->subprogs * (4 * o->body + 8) + 8, n = 0, s, k;
 	struct bpf_insn *in = calloc(cap, sizeof(*in));
 	size_t *starts = calloc(o->subprogs + 1, sizeof(*starts));
 	bool *second = calloc(cap, sizeof(*second));
+	size_t *fixed = calloc(cap, sizeof(*fixed));
 	int err = -1;
 
-	if (!in || !starts || !second)
+	if (!in || !starts || !second || !fixed)
 		goto out;
 	for (k = 0; k < o->maps; k++) {
 		struct rs_map_ref m = { .id = 100 + (uint32_t)k, .type = BPF_MAP_TYPE_HASH,
 					.key_size = 4, .value_size = 8, .max_entries = 16 };
 
-		snprintf(m.name, sizeof(m.name), "map%zu", k);
+		snprintf(m.name, sizeof(m.name), "map%u", (unsigned)(k % 1000));
 		if (rs_prog_add_map(p, &m) < 0)
 			goto out;
 	}
@@ -134,6 +135,11 @@ static inline int rs_gen_prog(struct rs_prog *p, const struct rs_gen_opts *o)
 		size_t len = o->body / 2 + rs_rand_below(o->body + 1);
 
 		starts[s] = n;
+		/* main calls every subprogram once, so each stays a subprogram */
+		for (k = 1; s == 0 && k < o->subprogs; k++) {
+			fixed[n] = k;
+			in[n++] = CALL_PSEUDO(0);
+		}
 		for (k = 0; k < len; k++) {
 			size_t r = rs_rand_below(100);
 
@@ -177,7 +183,9 @@ static inline int rs_gen_prog(struct rs_prog *p, const struct rs_gen_opts *o)
 
 			if (second[k])
 				continue;
-			if (rs_insn_is_jmp(&in[k])) {
+			if (fixed[k]) {
+				rs_insn_set_target(in, k, starts[fixed[k]]);
+			} else if (rs_insn_is_jmp(&in[k])) {
 				do
 					t = starts[s] + rs_rand_below(starts[s + 1] - starts[s]);
 				while (second[t]);
@@ -219,6 +227,7 @@ out:
 	free(in);
 	free(starts);
 	free(second);
+	free(fixed);
 	return err;
 }
 
