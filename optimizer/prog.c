@@ -43,6 +43,8 @@ int rs_prog_copy(struct rs_prog *dst, const struct rs_prog *src)
 	struct rs_prog tmp = *src;
 	int err;
 
+	if (dst == src)
+		return 0;
 	tmp.insns = NULL;
 	tmp.maps = NULL;
 	tmp.func_info = NULL;
@@ -61,8 +63,7 @@ int rs_prog_copy(struct rs_prog *dst, const struct rs_prog *src)
 			sizeof(*src->line_info));
 	if (err)
 		goto fail;
-	if (dst != src)
-		rs_prog_free(dst);
+	rs_prog_free(dst);
 	*dst = tmp;
 	return 0;
 fail:
