@@ -281,6 +281,9 @@ static int check_alu(const struct bpf_insn *i)
 		}
 		if (is64 && i->off == BPF_ADDR_SPACE_CAST && i->imm)
 			return 0;
+		/* kernel-internal, seen in translated programs only */
+		if (is64 && i->off == BPF_ADDR_PERCPU && !i->imm)
+			return 0;
 		return -EINVAL;
 	default:
 		return -EINVAL;

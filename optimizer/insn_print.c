@@ -97,6 +97,8 @@ static int print_alu(char *buf, size_t sz, const struct bpf_insn *i)
 	if (op == BPF_MOV && x && i->off == BPF_ADDR_SPACE_CAST && is64 && i->imm)
 		return snprintf(buf, sz, "r%d = addr_space_cast(r%d, %d, %d)", i->dst_reg,
 				i->src_reg, (uint32_t)i->imm >> 16, i->imm & 0xffff);
+	if (op == BPF_MOV && x && i->off == BPF_ADDR_PERCPU && is64)
+		return snprintf(buf, sz, "r%d = &(void __percpu *)(r%d)", i->dst_reg, i->src_reg);
 	if (op == BPF_MOV && x && i->off)
 		return snprintf(buf, sz, "%c%d = (s%d)%c%d", r, i->dst_reg, i->off, r,
 				i->src_reg);

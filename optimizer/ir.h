@@ -35,6 +35,9 @@
 #ifndef BPF_MAY_GOTO
 #define BPF_MAY_GOTO		0		/* src_reg of BPF_JCOND */
 #endif
+#ifndef BPF_ADDR_PERCPU
+#define BPF_ADDR_PERCPU		(-1)		/* off of the kernel-internal percpu mov (xlated) */
+#endif
 #ifndef BPF_LOAD_ACQ
 #define BPF_LOAD_ACQ		0x100		/* atomic imm: load-acquire */
 #endif
@@ -212,6 +215,7 @@ int rs_subprog_starts(const struct bpf_insn *insns, size_t cnt, const struct rs_
  * Register liveness per instruction: live_in[i] = registers read on some path from i before
  * being written.  Calls to subprograms are treated as reading r1-r5 and clobbering r0-r5;
  * exit reads r0.  *live_in is allocated (cfg->insn_cnt entries); the caller frees it.
+ * The second half of an ld_imm64 gets the registers live after the ld_imm64.
  */
 int rs_liveness(const struct rs_cfg *cfg, const struct bpf_insn *insns, rs_regmask_t **live_in);
 
@@ -222,18 +226,32 @@ int rs_liveness(const struct rs_cfg *cfg, const struct bpf_insn *insns, rs_regma
  * linearizes them once.  Semantics:
  *   - replace(idx, n_old, new): instructions [idx, idx+n_old) give way to `new`; branches that
  *     targeted idx now target the first new instruction; branches into (idx, idx+n_old) are an
- *     error at apply time unless that range is also covered by the deletion semantics below.
+ *     error at apply time (-EINVAL).  A replace with n == 0 is a delete.
  *   - insert_before(idx, new): branches to idx land on the first inserted instruction.
+ *     idx == insn_cnt appends at the end.
  *   - insert_after(idx, new): code placed after old idx (after both halves of an ld_imm64);
  *     branches to idx+1 still land on the old idx+1.
- *   - delete(idx, n): branches to a deleted instruction go to the next surviving one.
+ *   - delete(idx, n): branches to a deleted instruction go to the next surviving one (more
+ *     precisely: to whatever is laid out next: code inserted before the next old instruction,
+ *     a replacement, or the instruction itself).
+ * Several inserts at the same place are laid out in recording order; between old i and i+1
+ * the code inserted after i comes first, then the code inserted before i+1.  Pseudo calls and
+ * pseudo funcs (ld_imm64 BPF_PSEUDO_FUNC) follow the same rules as branches, so code inserted
+ * before a subprogram's first instruction becomes the subprogram's new head.
  * Branches inside new code: `targets` (may be NULL) is parallel to `new`; RS_TARGET_LOCAL means
- * the branch's own displacement is relative within the new sequence; a value >= 0 is an *old*
- * instruction index the branch must reach (e.g. the original code after a guard).
- * Edits may not overlap.  apply() re-encodes every branch, pseudo call and pseudo func with a
- * range check first (-RS_ERR_RANGE naming the instruction, nothing written), fixes
- * func_info/line_info, and returns the old-to-new index map (new index of each old
- * instruction, or -1 when it was removed/replaced).
+ * the branch's own displacement is relative within the new sequence (0..n, n = just after the
+ * sequence); a value >= 0 is an *old* instruction index the branch must reach: the old
+ * instruction itself when it survives (NOT code inserted before it, so a guard inserted before
+ * i can jump to i), else where a branch to it would go.  A target on a non-branch is -EINVAL.
+ * Replace/delete ranges may not overlap each other or split an ld_imm64, and nothing may be
+ * inserted inside or after a removed range's instructions (inserting before its first one is
+ * fine).  apply() re-encodes every branch, pseudo call and pseudo func with a range check first
+ * (-RS_ERR_RANGE "insn N: ..." naming the old instruction, nothing written), moves func_info
+ * and line_info with the instructions (info of removed code moves to whatever is laid out next;
+ * when two land on one instruction the later one, i.e. the survivor's own, wins; info of code
+ * removed at the very end is dropped), and returns the old-to-new index map (new index of each
+ * old instruction, second halves included, or -1 when it was removed/replaced).
+ * The rs_edit keeps a pointer to the program: do not change it before apply().
  */
 #define RS_TARGET_LOCAL (-1L)
 
@@ -252,6 +270,8 @@ int rs_edit_delete(struct rs_edit *e, size_t idx, size_t n);
  * Linearize into `out` (initialized or freed-and-reinitialized by the call; metadata and maps
  * copied from the original).  old_to_new may be NULL; else *old_to_new is allocated with
  * prog->insn_cnt entries.  On error, `err` (may be NULL) gets "insn N: why".
+ * `out` must be initialized (rs_prog_init) or hold a program, which is freed on success; it
+ * may be the edited program itself.  On error neither `out` nor *old_to_new is touched.
  */
 int rs_edit_apply(struct rs_edit *e, struct rs_prog *out, long **old_to_new,
 		  char *err, size_t errsz);

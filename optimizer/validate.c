@@ -51,6 +51,8 @@ static int check_insns(struct vctx *v)
 			continue;
 		if (rs_insn_check(p->insns, p->insn_cnt, i))
 			return bad(v, "insn %zu: invalid instruction (code 0x%02x)", i, in->code);
+		if (in->code == (BPF_ALU64 | BPF_MOV | BPF_X) && in->off == BPF_ADDR_PERCPU)
+			return bad(v, "insn %zu: kernel-internal percpu mov cannot be loaded", i);
 		if (rs_insn_defs(in) & (1u << RS_REG_FP))
 			return bad(v, "insn %zu: writes r10 (the frame pointer is read-only)", i);
 		if (!rs_insn_is_ldimm64(in))

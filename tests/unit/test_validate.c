@@ -25,6 +25,8 @@ static void test_rules(void **state)
 		{ "ok", { MOV64_IMM(0, 0), EXIT() }, 2, NULL },
 		{ "bad opcode", { MOV64_IMM(0, 0), I(0xff, 0, 0, 0, 0), EXIT() }, 3,
 		  "insn 1: invalid" },
+		{ "percpu mov", { I(BPF_ALU64 | BPF_MOV | BPF_X, 0, 0, -1, 0), EXIT() }, 2,
+		  "insn 0: kernel-internal" },
 		{ "writes r10", { MOV64_REG(10, 1), EXIT() }, 2, "insn 0: writes r10" },
 		{ "atomic fetch into r10",
 		  { MOV64_IMM(0, 0), I(BPF_STX | BPF_DW | BPF_ATOMIC, 1, 10, 0, BPF_ADD | BPF_FETCH),
