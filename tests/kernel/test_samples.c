@@ -7,14 +7,18 @@
  *   router:   TTL / hop limit decrement with a valid checksum, MAC rewrite, longest prefix
  *             wins, no route drops, ARP and TTL 1 pass, redirect to another ifindex;
  *   firewall: rule order, blocklists, established state, per-rule counters (TC and XDP);
- *   ceiling builds: same verdicts and output bytes on the same packets.
- * Runs in a private network namespace (unshare) so test runs use our own loopback device.
+ *   ceiling builds: same verdicts and output bytes on the same packets;
+ *   loaders: attach on a veth, stdin commands, SIGUSR1 updates, clean detach on quit/SIGTERM.
+ * Runs in a private network namespace (unshare): test runs use our own loopback device, the
+ * veth pair of the loader test lives and dies with it.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/if_ether.h>
 #include <linux/pkt_cls.h>
+#include <net/if.h>
 #include <sched.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -588,10 +593,174 @@ static void test_ceilings(void **state)
 	free(all);
 }
 
+/* ---- loaders ---------------------------------------------------------------------------- */
+
+struct child {
+	pid_t pid;
+	FILE *in, *out;
+};
+
+static pid_t live_child;	/* killed by the teardown when a test fails half-way */
+
+static void spawn(struct child *c, char *const argv[])
+{
+	int to[2], from[2];
+
+	assert_int_equal(pipe(to), 0);
+	assert_int_equal(pipe(from), 0);
+	c->pid = fork();
+	assert_true(c->pid >= 0);
+	if (!c->pid) {
+		dup2(to[0], STDIN_FILENO);
+		dup2(from[1], STDOUT_FILENO);
+		close(to[1]);
+		close(from[0]);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	live_child = c->pid;
+	close(to[0]);
+	close(from[1]);
+	c->in = fdopen(to[1], "w");
+	c->out = fdopen(from[0], "r");
+	assert_non_null(c->in);
+	assert_non_null(c->out);
+}
+
+static void say(struct child *c, const char *line, const char *expect)
+{
+	char buf[512] = "";
+
+	fprintf(c->in, "%s\n", line);
+	fflush(c->in);
+	assert_non_null(fgets(buf, sizeof(buf), c->out));
+	if (strncmp(buf, expect, strlen(expect)))
+		fail_msg("\"%s\": got \"%s\", expected \"%s\"", line, buf, expect);
+}
+
+static int reap(struct child *c)
+{
+	int status = -1;
+
+	fclose(c->in);
+	fclose(c->out);
+	assert_int_equal(waitpid(c->pid, &status, 0), c->pid);
+	live_child = 0;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* fd of the map `name` used by program `prog_id`. */
+static int prog_map_fd(uint32_t prog_id, const char *name)
+{
+	struct bpf_prog_info info = {};
+	uint32_t ids[16], len = sizeof(info), i;
+	int pfd = bpf_prog_get_fd_by_id(prog_id), fd = -1;
+
+	assert_true(pfd >= 0);
+	info.nr_map_ids = RS_ARRAY_SIZE(ids);
+	info.map_ids = (uint64_t)(unsigned long)ids;
+	assert_int_equal(bpf_obj_get_info_by_fd(pfd, &info, &len), 0);
+	for (i = 0; i < info.nr_map_ids && fd < 0; i++) {
+		struct bpf_map_info mi = {};
+		uint32_t ml = sizeof(mi);
+		int mfd = bpf_map_get_fd_by_id(ids[i]);
+
+		assert_true(mfd >= 0);
+		assert_int_equal(bpf_obj_get_info_by_fd(mfd, &mi, &ml), 0);
+		if (!strcmp(mi.name, name))
+			fd = mfd;
+		else
+			close(mfd);
+	}
+	close(pfd);
+	assert_true(fd >= 0);
+	return fd;
+}
+
+static void test_loaders(void **state)
+{
+	const char *bd = getenv("RS_BUILD_DIR"), *sd = getenv("RS_SOURCE_DIR");
+	char exe[4096], scen[4096], line[512];
+	uint8_t vip3[20] = { 10, 100, 0, 4, [16] = 1, [17] = 187, [18] = 6 }, meta[8];
+	uint32_t prog_id = 0, attached = 0;
+	int ifindex, vfd;
+	struct child c;
+
+	(void)state;
+	assert_int_equal(system("ip link add rsv0 type veth peer name rsv1 && "
+				"ip link set rsv0 up && ip link set rsv1 up"), 0);
+	ifindex = if_nametoindex("rsv0");
+	assert_true(ifindex > 0);
+
+	/* l4lb: attach, stdin updates, SIGUSR1 applies the scenario's updates, quit detaches */
+	snprintf(exe, sizeof(exe), "%s/bpf/samples/l4lb/l4lb-loader", bd ? bd : "build");
+	snprintf(scen, sizeof(scen), "%s/bpf/samples/l4lb/scenarios/l4lb-16x64.json",
+		 sd ? sd : ".");
+	spawn(&c, (char *const[]){ exe, "--dev", "rsv0", "--scenario", scen, NULL });
+	assert_non_null(fgets(line, sizeof(line), c.out));
+	assert_int_equal(sscanf(line, "ready prog %u", &prog_id), 1);
+	assert_int_equal(bpf_xdp_query_id(ifindex, 0, &attached), 0);
+	assert_int_equal(attached, prog_id);
+	vfd = prog_map_fd(prog_id, "vip_map");
+	assert_int_equal(bpf_map_lookup_elem(vfd, vip3, meta), 0);
+	say(&c, "update vip_map {\"v4\": \"10.100.0.77\", \"port\": 80, \"proto\": 6} "
+		"{\"vip_idx\": 5}", "ok");
+	{
+		uint8_t k[20] = { 10, 100, 0, 77, [17] = 80, [18] = 6 };
+
+		assert_int_equal(bpf_map_lookup_elem(vfd, k, meta), 0);
+		assert_int_equal(meta[0], 5);
+	}
+	say(&c, "update vip_map {\"v4\": \"10.100.0.77\", \"port\": \"x\"} {}", "error");
+	say(&c, "delete nosuch 1", "error: no map named nosuch");
+	kill(c.pid, SIGUSR1);		/* updates[0] deletes VIP 3 (10.100.0.4:443) */
+	say(&c, "update ring 1 1", "ok");	/* the command after the signal is served */
+	assert_int_equal(bpf_map_lookup_elem(vfd, vip3, meta), -ENOENT);
+	fprintf(c.in, "quit\n");
+	fflush(c.in);
+	assert_int_equal(reap(&c), 0);
+	close(vfd);
+	assert_int_equal(bpf_xdp_query_id(ifindex, 0, &attached), 0);
+	assert_int_equal(attached, 0);
+
+	/* firewall on TC ingress: SIGTERM detaches and removes the clsact qdisc it created */
+	snprintf(exe, sizeof(exe), "%s/bpf/samples/firewall/firewall-loader", bd ? bd : "build");
+	snprintf(scen, sizeof(scen), "%s/bpf/samples/firewall/scenarios/firewall-2000.json",
+		 sd ? sd : ".");
+	spawn(&c, (char *const[]){ exe, "--dev", "rsv1", "--scenario", scen, NULL });
+	assert_non_null(fgets(line, sizeof(line), c.out));
+	assert_non_null(strstr(line, "tc_firewall dev rsv1 tc"));
+	assert_int_equal(system("tc filter show dev rsv1 ingress | grep -q tc_firewall"), 0);
+	kill(c.pid, SIGTERM);
+	assert_int_equal(reap(&c), 0);
+	assert_int_not_equal(system("tc qdisc show dev rsv1 | grep -q clsact"), 0);
+
+	/* bad arguments: exit 2 (usage), unknown device: 1 */
+	spawn(&c, (char *const[]){ exe, "--dev", "rsv1", NULL });
+	assert_int_equal(reap(&c), 2);
+	spawn(&c, (char *const[]){ exe, "--dev", "nosuchdev0", "--scenario", scen, NULL });
+	assert_int_equal(reap(&c), 1);
+	assert_int_equal(system("ip link del rsv0"), 0);
+}
+
+static int loaders_teardown(void **state)
+{
+	(void)state;
+	if (live_child > 0) {
+		kill(live_child, SIGKILL);
+		waitpid(live_child, NULL, 0);
+		live_child = 0;
+	}
+	if (system("ip link show rsv0 >/dev/null 2>&1") == 0 && system("ip link del rsv0"))
+		return -1;
+	return 0;
+}
+
 static int group_setup(void **state)
 {
 	(void)state;
 	rs_set_log_fn(log_stderr);
+	signal(SIGPIPE, SIG_IGN);
 	if (unshare(CLONE_NEWNET)) {
 		fprintf(stderr, "unshare(CLONE_NEWNET): %s\n", strerror(errno));
 		return -1;
@@ -608,6 +777,7 @@ int main(void)
 		cmocka_unit_test(test_firewall_xdp),
 		cmocka_unit_test(test_firewall_2000),
 		cmocka_unit_test(test_ceilings),
+		cmocka_unit_test_teardown(test_loaders, loaders_teardown),
 	};
 
 	if (geteuid() != 0) {

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,12 +48,16 @@ static int verbosity;
 
 static void log_stderr(enum rs_log_level level, const char *fmt, va_list ap)
 {
+	char buf[4096];
+	size_t n;
+
 	if (level == RS_LOG_DEBUG && verbosity < 1)
 		return;
-	fprintf(stderr, "%s-loader: ", SAMPLE_NAME);
-	vfprintf(stderr, fmt, ap);
-	if (fmt[0] && fmt[strlen(fmt) - 1] != '\n')
-		fputc('\n', stderr);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	n = strlen(buf);
+	while (n && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	fprintf(stderr, "%s-loader: %s\n", SAMPLE_NAME, buf);
 }
 
 struct loader {
@@ -133,8 +138,11 @@ static void detach(struct loader *l)
 		if (err)
 			rs_warn("dev %s: TC detach failed: %s", l->dev, strerror(-err));
 	}
-	if (l->tc_hook_created)
+	if (l->tc_hook_created) {
+		/* both directions: destroys the clsact qdisc we created */
+		l->tc_hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
 		bpf_tc_hook_destroy(&l->tc_hook);
+	}
 	l->attached = false;
 	l->tc_hook_created = false;
 }
@@ -144,6 +152,11 @@ static int pin(struct loader *l)
 	char path[4096];
 	int err;
 
+	if (mkdir(l->pin_dir, 0700) && errno != EEXIST) {
+		err = -errno;
+		rs_warn("pin dir %s: %s (is bpffs mounted?)", l->pin_dir, strerror(errno));
+		return err;
+	}
 	err = bpf_object__pin_maps(l->obj, l->pin_dir);
 	if (err) {
 		rs_warn("pin maps under %s: %s", l->pin_dir, strerror(-err));
