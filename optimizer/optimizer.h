@@ -1,0 +1,199 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * optimizer.h - specialization of a program for what it really sees (DESIGN.md §3).
+ *
+ *   rs_optimize(prog, snapshot, profile, opts) -> prog', remarks, facts, pass statistics
+ *
+ * Pure: no system calls.  The snapshot (map contents and facts about the live system) and the
+ * profile (hot keys, branch counts) are measured by instrument/ and agent/ and handed in.
+ *
+ * Shape of a specialized program (guards are always on; there is no switch):
+ *
+ *     main:  guard prologue: for each specialized map, load its generation from the guard
+ *            array (direct value load, BPF_PSEUDO_MAP_IDX_VALUE) and compare with the
+ *            generation the snapshot was taken at; any mismatch -> jump to ORIG
+ *            specialized body (the passes' output)
+ *     ORIG:  the original main body, unchanged (the fallback the program carries inside)
+ *     subprograms (specialized copies where a pass changed them, originals otherwise)
+ *
+ * Maps: the guard array is appended to prog'->maps[] (opts->guard_map).  Every decision
+ * (applied or not, and why) becomes a remark; every map and lookup site gets a soundness fact.
+ */
+#ifndef RS_OPTIMIZER_H
+#define RS_OPTIMIZER_H
+
+#include "optimizer/ir.h"
+
+/* ==== snapshot: what the maps hold, and what the live system lets us assume ============ */
+
+/* Writers of a map outside the program being optimized (other loaded programs). */
+#define RS_EXT_UPDATES	(1u << 0)	/* some program calls update/delete helpers on it */
+#define RS_EXT_STORES	(1u << 1)	/* some program stores through a lookup's value pointer */
+#define RS_EXT_UNKNOWN	(1u << 2)	/* some program references it and could not be analyzed */
+
+struct rs_map_snapshot {
+	uint32_t map_idx;		/* index into prog->maps[] (snapshot maps are parallel) */
+	uint32_t id;			/* kernel map id (0 offline when maps are private) */
+	uint32_t type;			/* enum bpf_map_type */
+	uint32_t key_size, value_size, max_entries, map_flags;
+	bool frozen;
+	bool complete;			/* every entry was read (else: no table elimination) */
+	uint32_t ncpus;			/* per-CPU maps: values per entry; else 1 */
+	uint32_t value_stride;		/* bytes per entry in values[]: value_size, or
+					 * ncpus * round_up(value_size, 8) for per-CPU maps */
+	size_t cnt;
+	uint8_t *keys;			/* cnt * key_size (ARRAY maps: the u32 index) */
+	uint8_t *values;		/* cnt * value_stride */
+
+	/* facts from the live system (filled by instrument/agent, never guessed here) */
+	uint32_t ext_writers;		/* RS_EXT_* */
+	bool watched;			/* the guard watcher covers every user-space write path */
+	uint32_t guard_slot;		/* its slot in the guard array (valid when watched) */
+	uint64_t generation;		/* slot value when the snapshot was taken */
+	double updates_per_s;		/* churn observed by the watcher, 0 when unknown */
+};
+
+struct rs_snapshot {
+	struct rs_map_snapshot *maps;	/* maps[i] describes prog->maps[i] */
+	size_t map_cnt;
+};
+
+void rs_snapshot_free(struct rs_snapshot *s);
+/* Entry lookup in a snapshot map (exact key); NULL when absent. */
+const uint8_t *rs_snapshot_lookup(const struct rs_map_snapshot *m, const void *key);
+
+/* ==== profile: what the traffic does ================================================== */
+
+struct rs_site_profile {
+	uint32_t insn;			/* ORIGINAL instruction index of the lookup helper call */
+	uint32_t map_idx;
+	uint32_t key_size;
+	uint64_t lookups;		/* sampled lookups at this site */
+	size_t key_cnt;			/* top-K keys, most frequent first */
+	uint8_t *keys;			/* key_cnt * key_size */
+	uint64_t *counts;		/* key_cnt */
+};
+
+struct rs_branch_profile {
+	uint32_t insn;			/* ORIGINAL instruction index of the conditional jump */
+	uint64_t taken, not_taken;
+};
+
+struct rs_profile {
+	uint64_t packets;		/* sampled packets */
+	uint32_t sample_rate;		/* 1 in N */
+	double window_s;
+	double ns_per_packet;		/* 0 when not measured */
+	char ns_source[32];		/* "bpf_stats", "test_run", ... */
+	struct rs_site_profile *sites;
+	size_t site_cnt;
+	struct rs_branch_profile *branches;
+	size_t branch_cnt;
+};
+
+void rs_profile_free(struct rs_profile *p);
+
+/* ==== soundness facts ================================================================ */
+
+enum rs_map_level {
+	RS_MAP_UNSTABLE,		/* nothing may be assumed */
+	RS_MAP_STABLE_KEYS,		/* membership may be answered (absent keys skip the lookup) */
+	RS_MAP_STABLE_VALUES,		/* values may become constants */
+};
+
+struct rs_map_fact {
+	uint32_t map_idx;
+	enum rs_map_level level;
+	char reason[200];		/* why this level ("program stores through lookup at insn 40") */
+};
+
+struct rs_site_fact {
+	uint32_t insn;			/* ORIGINAL index of the lookup call */
+	uint32_t map_idx;
+	bool value_read_only;		/* value pointer only read: no store, no escape */
+	bool key_known;			/* key built on the stack at a fixed offset (inlinable) */
+	int32_t key_fp_off;		/* its frame-pointer offset when key_known */
+	char reason[200];
+};
+
+/* Writes a program makes to its map `map_idx`: RS_EXT_UPDATES | RS_EXT_STORES (for the agent
+ * to compute ext_writers from the other programs that share a map). */
+uint32_t rs_prog_map_writes(const struct rs_prog *prog, uint32_t map_idx);
+
+/* ==== remarks ========================================================================= */
+
+enum rs_remark_kind {
+	RS_REMARK_APPLIED,		/* a transformation was made */
+	RS_REMARK_MISSED,		/* a candidate was left alone, with the reason */
+	RS_REMARK_ANALYSIS,		/* a decision of the analysis (map/site facts) */
+};
+
+struct rs_remark {
+	enum rs_remark_kind kind;
+	char pass[32];
+	long orig_insn;			/* site in the original program, -1 program-wide */
+	long new_insn;			/* site in the optimized program, -1 when gone/none */
+	int map_idx;			/* map concerned, -1 */
+	char msg[256];			/* what was done / why not */
+	char assumption[256];		/* what was assumed ("vip_map values stable, 3 hot keys") */
+	int guard_slot;			/* guard protecting it, -1 */
+	uint64_t guard_gen;
+	struct bpf_insn *before;	/* original instructions at the site (owned) */
+	size_t before_cnt;
+	struct bpf_insn *after;		/* replacement (owned) */
+	size_t after_cnt;
+};
+
+struct rs_remarks {
+	struct rs_remark *v;
+	size_t cnt, cap;
+};
+
+int rs_remarks_add(struct rs_remarks *r, const struct rs_remark *rm);	/* deep-copies insns */
+void rs_remarks_free(struct rs_remarks *r);
+
+struct rs_pass_stats {
+	char pass[32];
+	size_t applied, missed;
+	size_t insns_before, insns_after;
+};
+
+/* ==== the pipeline ==================================================================== */
+
+struct rs_opt_opts {
+	size_t sz;
+	struct rs_map_ref guard_map;	/* the guard array (id may be 0 offline) */
+	size_t max_hot_keys;		/* per lookup site (default 8) */
+	double min_hot_share;		/* a key must have at least this share of lookups (0.01) */
+	size_t small_table_max;		/* small-table elimination up to this many entries (16) */
+	const char *passes;		/* comma-separated subset, NULL = all in order */
+};
+#define rs_opt_opts__last_field passes
+
+struct rs_opt_result {
+	struct rs_prog prog;		/* the specialized program */
+	struct rs_remarks remarks;
+	struct rs_pass_stats *stats;
+	size_t stat_cnt;
+	struct rs_map_fact *map_facts;	/* one per map of the input program */
+	size_t map_fact_cnt;
+	struct rs_site_fact *site_facts;	/* one per lookup site */
+	size_t site_fact_cnt;
+	uint32_t guarded_maps;		/* maps whose generations the prologue checks */
+};
+
+/*
+ * Specialize `prog` for `snap` (required) and `prof` (may be NULL: hot keys then come from
+ * the snapshot, all keys of small maps).  When nothing can be specialized the result is the
+ * original program (remarks say why).  Errors: -EINVAL, -ENOMEM, -RS_ERR_RANGE, ... with
+ * rs_warn naming the pass and instruction.
+ */
+int rs_optimize(const struct rs_prog *prog, const struct rs_snapshot *snap,
+		const struct rs_profile *prof, const struct rs_opt_opts *opts,
+		struct rs_opt_result *res);
+void rs_opt_result_free(struct rs_opt_result *res);
+
+/* Names of the passes in pipeline order, NULL-terminated. */
+const char *const *rs_pass_names(void);
+
+#endif /* RS_OPTIMIZER_H */
