@@ -8,6 +8,7 @@
  *             wins, no route drops, ARP and TTL 1 pass, redirect to another ifindex;
  *   firewall: rule order, blocklists, established state, per-rule counters (TC and XDP);
  *   ceiling builds: same verdicts and output bytes on the same packets;
+ *   scenario writes: per-CPU replication and per-CPU lists, PROG_ARRAY values by name;
  *   loaders: attach on a veth, stdin commands, SIGUSR1 updates, clean detach on quit/SIGTERM.
  * Runs in a private network namespace (unshare): test runs use our own loopback device, the
  * veth pair of the loader test lives and dies with it.
@@ -593,6 +594,73 @@ static void test_ceilings(void **state)
 	free(all);
 }
 
+/* ---- scenario writes that need a kernel: per-CPU replication, PROG_ARRAY by name ------- */
+
+static void test_scenario_kernel_maps(void **state)
+{
+	int ncpu = libbpf_num_possible_cpus(), pc, pa, i;
+	struct rs_scenario_map maps[2];
+	struct rs_scenario *sc;
+	struct sample s = {};
+	uint64_t *vals;
+	uint32_t k, id;
+	char path[] = "/tmp/rs-test-samples-XXXXXX";
+	const char *text =
+		"{\"maps\": {\"pc\": [{\"key\": 0, \"value\": 7}, {\"key\": 1, \"value\": [1, 2]}],"
+		" \"pa\": [{\"key\": 3, \"value\": \"xdp_l4lb\"}]},"
+		" \"updates\": [{\"map\": \"pa\", \"op\": \"delete\", \"key\": 3},"
+		"  {\"map\": \"pc\", \"op\": \"update\", \"key\": 0, \"value\": \"hex:0100000000000000\"}]}";
+	int fd = mkstemp(path);
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	sample_open(&s, "l4lb", "l4lb", "l4lb-16x64.json");
+	pc = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "pc", 4, 8, 4, NULL);
+	pa = bpf_map_create(BPF_MAP_TYPE_PROG_ARRAY, "pa", 4, 4, 8, NULL);
+	assert_true(pc >= 0 && pa >= 0);
+	maps[0] = (struct rs_scenario_map){ .name = "pc", .fd = pc,
+		.type = BPF_MAP_TYPE_PERCPU_ARRAY, .key_size = 4, .value_size = 8, .max_entries = 4 };
+	maps[1] = (struct rs_scenario_map){ .name = "pa", .fd = pa,
+		.type = BPF_MAP_TYPE_PROG_ARRAY, .key_size = 4, .value_size = 4, .max_entries = 8 };
+	assert_int_equal(rs_scenario_load(path, &sc), 0);
+	unlink(path);
+	assert_int_equal(rs_scenario_apply(sc, NULL, maps, 2, s.obj), 0);
+
+	vals = calloc(ncpu, 8);
+	assert_non_null(vals);
+	k = 0;
+	assert_int_equal(bpf_map_lookup_elem(pc, &k, vals), 0);
+	for (i = 0; i < ncpu; i++)
+		assert_int_equal(vals[i], 7);			/* replicated */
+	k = 1;
+	assert_int_equal(bpf_map_lookup_elem(pc, &k, vals), 0);
+	assert_int_equal(vals[0], 1);
+	if (ncpu > 1)
+		assert_int_equal(vals[1], 2);			/* one value per CPU */
+	k = 3;
+	assert_int_equal(bpf_map_lookup_elem(pa, &k, &id), 0);	/* prog arrays read back ids */
+	{
+		struct bpf_prog_info info = {};
+		uint32_t len = sizeof(info);
+
+		assert_int_equal(bpf_obj_get_info_by_fd(s.prog_fd, &info, &len), 0);
+		assert_int_equal(id, info.id);
+	}
+	assert_int_equal(rs_scenario_apply_update(sc, 0, NULL, maps, 2), 0);
+	assert_int_equal(bpf_map_lookup_elem(pa, &k, &id), -ENOENT);
+	assert_int_equal(rs_scenario_apply_update(sc, 1, NULL, maps, 2), 0);
+	k = 0;
+	assert_int_equal(bpf_map_lookup_elem(pc, &k, vals), 0);
+	assert_int_equal(vals[ncpu - 1], 1);
+	free(vals);
+	rs_scenario_free(sc);
+	close(pc);
+	close(pa);
+	sample_close(&s);
+}
+
 /* ---- loaders ---------------------------------------------------------------------------- */
 
 struct child {
@@ -777,6 +845,7 @@ int main(void)
 		cmocka_unit_test(test_firewall_xdp),
 		cmocka_unit_test(test_firewall_2000),
 		cmocka_unit_test(test_ceilings),
+		cmocka_unit_test(test_scenario_kernel_maps),
 		cmocka_unit_test_teardown(test_loaders, loaders_teardown),
 	};
 
