@@ -29,77 +29,8 @@
 #include "agent/agent.h"
 #include "capture.skel.h"
 
-/* ---- record format: keep in sync with bpf/capture.bpf.c --------------------------------- */
-#define RS_CAP_CHUNK		4096
-#define RS_CAP_ATTR_MAX		256
-#define RS_CAP_LICENSE_MAX	128
+#include "bpf/capture.h"
 
-enum rs_cap_kind {
-	RS_CAP_ENTER = 1,
-	RS_CAP_CHUNK_REC = 2,
-	RS_CAP_MAPREF = 3,
-	RS_CAP_EXIT = 4,
-};
-
-enum rs_cap_blob {
-	RS_BLOB_INSNS = 1,
-	RS_BLOB_FUNC_INFO = 2,
-	RS_BLOB_LINE_INFO = 3,
-	RS_BLOB_MAX,
-};
-
-struct rs_cap_hdr {
-	uint32_t kind;
-	uint32_t size;
-	uint64_t pid_tgid;
-	uint64_t seq;
-};
-
-struct rs_cap_enter {
-	struct rs_cap_hdr h;
-	uint32_t attr_size;
-	uint32_t btf_id;
-	int32_t attr_err;
-	int32_t btf_err;
-	uint8_t attr[RS_CAP_ATTR_MAX];
-	char license[RS_CAP_LICENSE_MAX];
-};
-
-struct rs_cap_chunk {
-	struct rs_cap_hdr h;
-	uint32_t blob;
-	uint32_t off;
-	uint32_t len;
-	int32_t err;
-	uint8_t data[RS_CAP_CHUNK];
-};
-
-struct rs_cap_mapref {
-	struct rs_cap_hdr h;
-	uint32_t insn;
-	uint32_t src_reg;
-	int32_t fd;
-	int32_t err;
-	uint32_t map_id;
-	uint32_t map_type;
-	uint32_t key_size;
-	uint32_t value_size;
-	uint32_t max_entries;
-	uint32_t map_flags;
-	char name[16];
-};
-
-struct rs_cap_exit {
-	struct rs_cap_hdr h;
-	int64_t ret;
-	uint32_t prog_id;
-	int32_t err;
-	uint32_t chunks;
-	uint32_t refs;
-	uint32_t lost;
-	uint32_t pad;
-};
-/* ------------------------------------------------------------------------------------------ */
 
 #define TRACEFS		"/sys/kernel/tracing"
 #define BLOB_LIMIT	(64u << 20)

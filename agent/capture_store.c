@@ -37,32 +37,9 @@ static void hex_encode(char *out, const void *data, size_t len)
 	out[2 * len] = '\0';
 }
 
-static int hex_nibble(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static int hex_decode(const char *s, void *out, size_t len)
 {
-	uint8_t *b = out;
-	size_t i;
-
-	if (strlen(s) != 2 * len)
-		return -RS_ERR_FORMAT;
-	for (i = 0; i < len; i++) {
-		int hi = hex_nibble(s[2 * i]), lo = hex_nibble(s[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return -RS_ERR_FORMAT;
-		b[i] = hi << 4 | lo;
-	}
-	return 0;
+	return rs_hex_decode(s, out, len, 0) == (long)len ? 0 : -RS_ERR_FORMAT;
 }
 
 static int mkdir_p(const char *dir)

@@ -36,36 +36,10 @@ static int parse_u32(const char *s, uint32_t *out)
 	return 0;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* 16 hex digits, optionally written as bpftool prints them ("aa:bb:..."). */
 static int parse_tag(const char *s, uint8_t tag[BPF_TAG_SIZE])
 {
-	size_t n = 0;
-	int hi, lo;
-
-	while (*s) {
-		if (n == BPF_TAG_SIZE)
-			return -EINVAL;
-		hi = hexval(s[0]);
-		lo = hi < 0 ? -1 : hexval(s[1]);
-		if (lo < 0)
-			return -EINVAL;
-		tag[n++] = hi << 4 | lo;
-		s += 2;
-		if (*s == ':' && n < BPF_TAG_SIZE && s[1])
-			s++;
-	}
-	return n == BPF_TAG_SIZE ? 0 : -EINVAL;
+	return rs_hex_decode(s, tag, BPF_TAG_SIZE, ':') == BPF_TAG_SIZE ? 0 : -EINVAL;
 }
 
 int rs_prog_spec_parse(int argc, char **argv, struct rs_prog_spec *spec, int *consumed)

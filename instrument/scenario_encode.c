@@ -53,36 +53,10 @@ static void jpath_pop(struct jpath *p, size_t old)
 
 /* ---- scalar parsing ---------------------------------------------------------------------- */
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = tolower(c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* "hex:0011.." into buf (at most max bytes); returns byte count or -1. */
 static long parse_hex(const char *s, uint8_t *buf, size_t max)
 {
-	size_t n = 0;
-
-	s += 4;
-	while (*s) {
-		int hi = hexval(s[0]), lo;
-
-		if (hi < 0)
-			return -1;
-		lo = hexval(s[1]);
-		if (lo < 0)
-			return -1;
-		if (n >= max)
-			return -1;
-		buf[n++] = (uint8_t)(hi << 4 | lo);
-		s += 2;
-	}
-	return (long)n;
+	return rs_hex_decode(s + 4, buf, max, 0);
 }
 
 static bool is_hex_str(const char *s)

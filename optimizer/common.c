@@ -47,3 +47,32 @@ void rs_log(enum rs_log_level level, const char *fmt, ...)
 	log_fn(level, fmt, ap);
 	va_end(ap);
 }
+
+static int hex_nibble(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+long rs_hex_decode(const char *s, void *out, size_t max, char sep)
+{
+	uint8_t *b = out;
+	size_t n = 0;
+
+	while (*s) {
+		int hi = hex_nibble(s[0]), lo = hi < 0 ? -1 : hex_nibble(s[1]);
+
+		if (lo < 0 || n >= max)
+			return -1;
+		b[n++] = (uint8_t)(hi << 4 | lo);
+		s += 2;
+		if (sep && *s == sep && s[1])
+			s++;
+	}
+	return (long)n;
+}

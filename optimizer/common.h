@@ -66,6 +66,12 @@ void rs_log(enum rs_log_level level, const char *fmt, ...) __attribute__((format
 #define RS_OPTS_GET(opts, field, fallback)					\
 	(RS_OPTS_HAS(opts, field) ? (opts)->field : (fallback))
 
+/*
+ * Decode hex digits into at most `max` bytes; `sep` (0 for none) may stand between bytes
+ * ("aa:bb:cc").  Returns the byte count, or -1 on a bad digit, odd length or overflow.
+ */
+long rs_hex_decode(const char *s, void *out, size_t max, char sep);
+
 #define RS_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif /* RS_COMMON_H */
