@@ -41,6 +41,31 @@ static void load_res_free(struct load_res *r)
 	free(r->li);
 }
 
+/*
+ * A map respec made itself (id 0 with initial contents, e.g. the optimizer's constant pool):
+ * create it, write key 0 and freeze it, so its contents are fixed for the program's life.
+ */
+static int create_init_map(const struct rs_prog *p, const struct rs_map_ref *m)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, co, .map_flags = m->flags);
+	uint32_t key = 0;
+	int fd, err;
+
+	fd = bpf_map_create(m->type, m->name, m->key_size, m->value_size, m->max_entries, &co);
+	if (fd < 0) {
+		err = -errno;
+		rs_warn("prog %s: creating map %s: %s\n", p->name, m->name, rs_strerror(err));
+		return err;
+	}
+	if (bpf_map_update_elem(fd, &key, m->init_value, BPF_ANY) || bpf_map_freeze(fd)) {
+		err = -errno;
+		rs_warn("prog %s: filling map %s: %s\n", p->name, m->name, rs_strerror(err));
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
 static int load_res_get(const struct rs_prog *p, struct load_res *r)
 {
 	size_t i;
@@ -56,6 +81,14 @@ static int load_res_get(const struct rs_prog *p, struct load_res *r)
 		r->fd_cnt = p->map_cnt;
 	}
 	for (i = 0; i < p->map_cnt; i++) {
+		if (!p->maps[i].id && p->maps[i].init_value) {
+			int fd = create_init_map(p, &p->maps[i]);
+
+			if (fd < 0)
+				return fd;
+			r->fds[i] = fd;
+			continue;
+		}
 		if (!p->maps[i].id) {
 			rs_warn("prog %s: map %zu (%s) has no kernel map id\n", p->name, i,
 				p->maps[i].name);

@@ -406,8 +406,11 @@ int rs_replay_open_prog(const struct rs_prog *prog, const struct rs_replay_open_
 	rp->prog_flags = prog->prog_flags;
 	for (i = 0; i < copy.map_cnt; i++) {
 		uint32_t cid = 0;
-		int fd = clone_map(copy.maps[i].id, &cid);
+		int fd;
 
+		if (!copy.maps[i].id && copy.maps[i].init_value)
+			continue;	/* created (frozen) by rs_prog_load from its contents */
+		fd = clone_map(copy.maps[i].id, &cid);
 		if (fd < 0) {
 			err = fd;
 			goto err;

@@ -534,14 +534,9 @@ int rs_edit_apply(struct rs_edit *e, struct rs_prog *out, long **old_to_new,
 	ret = fix_line_info(e, &l, &tmp);
 	if (ret)
 		goto out;
-	if (p->map_cnt) {
-		tmp.maps = malloc(p->map_cnt * sizeof(*tmp.maps));
-		if (!tmp.maps) {
-			ret = -ENOMEM;
-			goto out;
-		}
-		memcpy(tmp.maps, p->maps, p->map_cnt * sizeof(*tmp.maps));
-	}
+	ret = rs_map_refs_dup(&tmp.maps, p->maps, p->map_cnt);
+	if (ret)
+		goto out;
 	if (old_to_new) {
 		map = malloc((p->insn_cnt ? p->insn_cnt : 1) * sizeof(*map));
 		if (!map) {
@@ -568,7 +563,7 @@ out:
 		rs_debug("prog %u (%s): edit: %s", p->id, p->name, err ? err : rs_strerror(ret));
 	free(map);
 	free(tmp.insns);
-	free(tmp.maps);
+	rs_map_refs_free(tmp.maps, p->map_cnt);
 	free(tmp.func_info);
 	free(tmp.line_info);
 	layout_free(&l);

@@ -113,6 +113,14 @@ struct rs_map_ref {
 	uint32_t max_entries;
 	uint32_t flags;
 	char name[BPF_OBJ_NAME_LEN];
+	/*
+	 * Initial contents of a map respec creates itself (id 0), e.g. the constant pool of the
+	 * specializer passes (ARRAY, max_entries 1, BPF_F_RDONLY_PROG): value_size bytes for key
+	 * 0.  NULL for every other map.  Owned by the rs_prog: rs_prog_copy, rs_prog_add_map and
+	 * rs_edit_apply copy it, rs_prog_free frees it.  rs_prog_load creates such a map, writes
+	 * key 0 and freezes it.
+	 */
+	uint8_t *init_value;
 };
 
 struct rs_func_info {
@@ -155,8 +163,11 @@ void rs_prog_free(struct rs_prog *p);		/* frees arrays, leaves p initialized */
 int rs_prog_copy(struct rs_prog *dst, const struct rs_prog *src);
 /* Replace the instruction array (copies `insns`). */
 int rs_prog_set_insns(struct rs_prog *p, const struct bpf_insn *insns, size_t cnt);
-/* Append a map reference; returns its index or a negative errno. */
+/* Append a map reference (init_value deep-copied); returns its index or a negative errno. */
 int rs_prog_add_map(struct rs_prog *p, const struct rs_map_ref *m);
+/* Deep copy / free of a map reference array (init_value included). */
+int rs_map_refs_dup(struct rs_map_ref **dst, const struct rs_map_ref *src, size_t cnt);
+void rs_map_refs_free(struct rs_map_ref *maps, size_t cnt);
 
 const char *rs_prog_type_name(uint32_t type);	/* "xdp", "sched_cls", ... */
 const char *rs_prog_source_name(enum rs_prog_source src);

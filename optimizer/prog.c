@@ -19,7 +19,7 @@ void rs_prog_free(struct rs_prog *p)
 	if (!p)
 		return;
 	free(p->insns);
-	free(p->maps);
+	rs_map_refs_free(p->maps, p->map_cnt);
 	free(p->func_info);
 	free(p->line_info);
 	rs_prog_init(p);
@@ -52,9 +52,11 @@ int rs_prog_copy(struct rs_prog *dst, const struct rs_prog *src)
 	err = dup_array((void **)&tmp.insns, src->insns, src->insn_cnt, sizeof(*src->insns));
 	if (err)
 		goto fail;
-	err = dup_array((void **)&tmp.maps, src->maps, src->map_cnt, sizeof(*src->maps));
+	tmp.map_cnt = 0;	/* until the copy is complete (rs_prog_free on failure) */
+	err = rs_map_refs_dup(&tmp.maps, src->maps, src->map_cnt);
 	if (err)
 		goto fail;
+	tmp.map_cnt = src->map_cnt;
 	err = dup_array((void **)&tmp.func_info, src->func_info, src->func_info_cnt,
 			sizeof(*src->func_info));
 	if (err)
@@ -88,15 +90,59 @@ int rs_prog_set_insns(struct rs_prog *p, const struct bpf_insn *insns, size_t cn
 int rs_prog_add_map(struct rs_prog *p, const struct rs_map_ref *m)
 {
 	struct rs_map_ref *maps;
+	uint8_t *init = NULL;
 
 	if (p->map_cnt >= INT32_MAX)
 		return -E2BIG;
+	if (m->init_value) {
+		init = malloc(m->value_size ? m->value_size : 1);
+		if (!init)
+			return -ENOMEM;
+		memcpy(init, m->init_value, m->value_size);
+	}
 	maps = realloc(p->maps, (p->map_cnt + 1) * sizeof(*maps));
-	if (!maps)
+	if (!maps) {
+		free(init);
 		return -ENOMEM;
+	}
 	maps[p->map_cnt] = *m;
+	maps[p->map_cnt].init_value = init;
 	p->maps = maps;
 	return (int)p->map_cnt++;
+}
+
+int rs_map_refs_dup(struct rs_map_ref **dst, const struct rs_map_ref *src, size_t cnt)
+{
+	struct rs_map_ref *maps;
+	size_t i;
+	int err;
+
+	err = dup_array((void **)&maps, src, cnt, sizeof(*src));
+	if (err)
+		return err;
+	for (i = 0; i < cnt; i++) {
+		if (!src[i].init_value)
+			continue;
+		maps[i].init_value = malloc(src[i].value_size ? src[i].value_size : 1);
+		if (!maps[i].init_value) {
+			while (i < cnt)
+				maps[i++].init_value = NULL;
+			rs_map_refs_free(maps, cnt);
+			return -ENOMEM;
+		}
+		memcpy(maps[i].init_value, src[i].init_value, src[i].value_size);
+	}
+	*dst = maps;
+	return 0;
+}
+
+void rs_map_refs_free(struct rs_map_ref *maps, size_t cnt)
+{
+	size_t i;
+
+	for (i = 0; maps && i < cnt; i++)
+		free(maps[i].init_value);
+	free(maps);
 }
 
 static const char *const prog_type_names[] = {
