@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: BSD-2-Clause
 /*
  * netlink.c - tc cls_bpf filters of an interface, through an rtnetlink RTM_GETTFILTER dump on
- * the clsact ingress and egress parents (ffff:fff2, ffff:fff3).  libbpf's bpf_tc_query() needs
+ * the clsact ingress and egress parents (ffff:fff2, ffff:fff3), or only ingress under a legacy
+ * ingress qdisc.  libbpf's bpf_tc_query() needs
  * a known handle and priority, so discovery dumps the filter chains itself.
  *
  * Works in the calling thread's current network namespace (the socket is created per call).
@@ -149,12 +150,76 @@ out:
 	return err;
 }
 
+/*
+ * Kind of the qdisc on the ingress hook ("clsact", "ingress", or "" when none).  A legacy
+ * ingress qdisc has the same handle ffff: as clsact but only one block: dumping "egress" there
+ * would list the ingress filters a second time.
+ */
+static int hook_qdisc_kind(int sock, int ifindex, uint32_t seq, char *kind, size_t sz)
+{
+	struct {
+		struct nlmsghdr nh;
+		struct tcmsg t;
+	} req = {};
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	char buf[8192];
+	struct nlmsghdr *nh;
+	ssize_t n;
+
+	kind[0] = 0;
+	req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(req.t));
+	req.nh.nlmsg_type = RTM_GETQDISC;
+	/* the ACK ends the exchange when the kernel sends no qdisc (the builtin noop one) */
+	req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	req.nh.nlmsg_seq = seq;
+	req.t.tcm_family = AF_UNSPEC;
+	req.t.tcm_ifindex = ifindex;
+	req.t.tcm_parent = TC_H_INGRESS;
+	if (sendto(sock, &req, req.nh.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return -errno;
+	for (;;) {
+		n = recv(sock, buf, sizeof(buf), 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		for (nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, (size_t)n); nh = NLMSG_NEXT(nh, n)) {
+			struct tcmsg *t = NLMSG_DATA(nh);
+			struct rtattr *a;
+			int len;
+
+			if (nh->nlmsg_seq != seq)
+				continue;
+			if (nh->nlmsg_type == NLMSG_ERROR) {
+				struct nlmsgerr *e = NLMSG_DATA(nh);
+
+				/* no ingress hook qdisc at all */
+				return e->error == -ENOENT || e->error == -EINVAL ? 0 : e->error;
+			}
+			if (nh->nlmsg_type != RTM_NEWQDISC)
+				continue;
+			len = nh->nlmsg_len - NLMSG_LENGTH(sizeof(*t));
+			for (a = (struct rtattr *)((char *)t + NLMSG_ALIGN(sizeof(*t)));
+			     len > 0 && RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+				if (a->rta_type == TCA_KIND)
+					snprintf(kind, sz, "%.*s", (int)RTA_PAYLOAD(a),
+						 (char *)RTA_DATA(a));
+			}
+			return 0;
+		}
+	}
+}
+
 int rs_tc_bpf_filters(int ifindex, struct rs_tc_filter **out, size_t *cnt)
 {
 	struct filter_vec fv = {};
 	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	char kind[32];
 	int sock, err;
 
+	*out = NULL;
+	*cnt = 0;
 	sock = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
 	if (sock < 0) {
 		err = -errno;
@@ -166,9 +231,11 @@ int rs_tc_bpf_filters(int ifindex, struct rs_tc_filter **out, size_t *cnt)
 		rs_warn("ifindex %d: netlink bind: %s", ifindex, rs_strerror(err));
 		goto out;
 	}
-	err = dump_parent(sock, ifindex, false, 1, &fv);
-	if (!err)
-		err = dump_parent(sock, ifindex, true, 2, &fv);
+	err = hook_qdisc_kind(sock, ifindex, 1, kind, sizeof(kind));
+	if (!err && (!strcmp(kind, "clsact") || !strcmp(kind, "ingress")))
+		err = dump_parent(sock, ifindex, false, 2, &fv);
+	if (!err && !strcmp(kind, "clsact"))
+		err = dump_parent(sock, ifindex, true, 3, &fv);
 	if (err) {
 		rs_warn("ifindex %d: dumping tc filters: %s", ifindex, rs_strerror(err));
 		free(fv.v);
