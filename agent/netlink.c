@@ -151,9 +151,10 @@ out:
 }
 
 /*
- * Kind of the qdisc on the ingress hook ("clsact", "ingress", or "" when none).  A legacy
- * ingress qdisc has the same handle ffff: as clsact but only one block: dumping "egress" there
- * would list the ingress filters a second time.
+ * Kind of the qdisc on the ingress hook ("clsact", "ingress", or "" when none), from a qdisc
+ * dump (a plain get of parent ffff:fff1 answers with an ACK only).  A legacy ingress qdisc has
+ * the same handle ffff: as clsact but one block: dumping "egress" there would list the ingress
+ * filters a second time.
  */
 static int hook_qdisc_kind(int sock, int ifindex, uint32_t seq, char *kind, size_t sz)
 {
@@ -162,28 +163,34 @@ static int hook_qdisc_kind(int sock, int ifindex, uint32_t seq, char *kind, size
 		struct tcmsg t;
 	} req = {};
 	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
-	char buf[8192];
+	const size_t bufsz = 65536;
 	struct nlmsghdr *nh;
+	char *buf;
 	ssize_t n;
+	int err = 0;
 
 	kind[0] = 0;
 	req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(req.t));
 	req.nh.nlmsg_type = RTM_GETQDISC;
-	/* the ACK ends the exchange when the kernel sends no qdisc (the builtin noop one) */
-	req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
 	req.nh.nlmsg_seq = seq;
 	req.t.tcm_family = AF_UNSPEC;
 	req.t.tcm_ifindex = ifindex;
-	req.t.tcm_parent = TC_H_INGRESS;
 	if (sendto(sock, &req, req.nh.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		return -errno;
+	buf = malloc(bufsz);
+	if (!buf)
+		return -ENOMEM;
 	for (;;) {
-		n = recv(sock, buf, sizeof(buf), 0);
+		n = recv(sock, buf, bufsz, 0);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return -errno;
+			err = -errno;
+			goto out;
 		}
+		if (n == 0)
+			goto out;
 		for (nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, (size_t)n); nh = NLMSG_NEXT(nh, n)) {
 			struct tcmsg *t = NLMSG_DATA(nh);
 			struct rtattr *a;
@@ -191,13 +198,16 @@ static int hook_qdisc_kind(int sock, int ifindex, uint32_t seq, char *kind, size
 
 			if (nh->nlmsg_seq != seq)
 				continue;
+			if (nh->nlmsg_type == NLMSG_DONE)
+				goto out;
 			if (nh->nlmsg_type == NLMSG_ERROR) {
 				struct nlmsgerr *e = NLMSG_DATA(nh);
 
-				/* no ingress hook qdisc at all */
-				return e->error == -ENOENT || e->error == -EINVAL ? 0 : e->error;
+				err = e->error;
+				goto out;
 			}
-			if (nh->nlmsg_type != RTM_NEWQDISC)
+			if (nh->nlmsg_type != RTM_NEWQDISC || t->tcm_ifindex != ifindex ||
+			    t->tcm_handle != TC_H_MAJ(TC_H_INGRESS))
 				continue;
 			len = nh->nlmsg_len - NLMSG_LENGTH(sizeof(*t));
 			for (a = (struct rtattr *)((char *)t + NLMSG_ALIGN(sizeof(*t)));
@@ -206,9 +216,12 @@ static int hook_qdisc_kind(int sock, int ifindex, uint32_t seq, char *kind, size
 					snprintf(kind, sz, "%.*s", (int)RTA_PAYLOAD(a),
 						 (char *)RTA_DATA(a));
 			}
-			return 0;
+			/* keep reading up to NLMSG_DONE: the socket is reused */
 		}
 	}
+out:
+	free(buf);
+	return err;
 }
 
 int rs_tc_bpf_filters(int ifindex, struct rs_tc_filter **out, size_t *cnt)

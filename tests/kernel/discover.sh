@@ -6,9 +6,16 @@
 set -u
 . "$(dirname "$0")/../lib.sh"
 rs_require_root
+# every respec call is bounded: a hang fails the test (and the trap still cleans up)
+rsp() { timeout 120 "$RESPEC" "$@"; }
 command -v jq >/dev/null || { echo "SKIP: jq missing" >&2; exit 77; }
 command -v unshare >/dev/null || { echo "SKIP: unshare missing" >&2; exit 77; }
 rs_mount_bpffs
+# tc/ip load objects through iproute2, which creates /sys/fs/bpf/{tc,ip,xdp}: remove them after
+# if they were not there before.
+if [ ! -e /sys/fs/bpf/tc ]; then
+	rs_on_exit '[ -z "$(find /sys/fs/bpf/tc -type f)" ] && rm -rf /sys/fs/bpf/tc /sys/fs/bpf/ip /sys/fs/bpf/xdp'
+fi
 
 TMP=$(mktemp -d /tmp/rs-disc.XXXXXX)
 rs_on_exit "rm -rf $TMP"
@@ -68,10 +75,24 @@ int main(int argc, char **argv)
 }
 EOF
 MULTI=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+cat >"$TMP/cls.bpf.c" <<'EOF'
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+SEC("tc")
+int CNAME(struct __sk_buff *skb)
+{
+	return skb->priority == 99 ? 2 : 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+EOF
 for n in link gen uns; do
 	clang -target bpf -O2 -g -DXNAME="x${n}$$" -I/usr/include/"$MULTI" \
 		-c "$TMP/x.bpf.c" -o "$TMP/$n.bpf.o" || fail "compile $n"
 done
+clang -target bpf -O2 -g -DCNAME="cing$$" -I/usr/include/"$MULTI" \
+	-c "$TMP/cls.bpf.c" -o "$TMP/cls.bpf.o" || fail "compile cls"
 gcc -O1 -o "$TMP/xdp_link" "$TMP/xdp_link.c" -lbpf || fail "compile xdp_link"
 
 $RS_NSENTER "$TMP/xdp_link" "$TMP/link.bpf.o" "$IF" "$PIN/link" || fail "xdp link"
@@ -79,7 +100,12 @@ $RS_NSENTER ip link set dev "${IF}p" xdpgeneric obj "$TMP/gen.bpf.o" sec xdp ||
 	fail "xdpgeneric"
 $UNS ip link set dev "$IF" xdpgeneric obj "$TMP/uns.bpf.o" sec xdp || fail "xdp in unnamed netns"
 
-"$RESPEC" -j prog list >"$TMP/l.json" 2>"$TMP/l.err" || fail "list: $(cat "$TMP/l.err")"
+# a cls_bpf filter under a legacy ingress qdisc (not clsact): one ingress hook only
+$RS_NSENTER tc qdisc add dev "${IF}p" ingress || fail "ingress qdisc"
+$RS_NSENTER tc filter add dev "${IF}p" parent ffff: bpf da obj "$TMP/cls.bpf.o" sec tc ||
+	fail "filter under ingress qdisc"
+
+rsp -j prog list >"$TMP/l.json" 2>"$TMP/l.err" || fail "list: $(cat "$TMP/l.err")"
 byname() { jq -c --arg n "$1" '.[] | select(.name == $n) | .attach' "$TMP/l.json"; }
 
 LINK=$(byname "xlink$$")
@@ -103,8 +129,14 @@ echo "$UN" | jq -e --arg i "$IF" --argjson ino "$INO" '.[0].kind == "xdp" and .[
 	fail "XDP in the unnamed namespace not found"
 pass "unnamed namespace found through /proc (netns ino $INO)"
 
+ING=$(byname "cing$$")
+echo "cing: $ING"
+echo "$ING" | jq -e --arg i "${IF}p" 'length == 1 and .[0].kind == "tc" and .[0].ifname == $i and
+	.[0].direction == "ingress"' >/dev/null || fail "filter under legacy ingress qdisc wrong"
+pass "legacy ingress qdisc: filter reported once, as ingress"
+
 # same ifname with different programs in two namespaces: ambiguous, both ids named
-"$RESPEC" prog show dev "$IF" xdp >/dev/null 2>"$TMP/e"
+rsp prog show dev "$IF" xdp >/dev/null 2>"$TMP/e"
 rc=$?
 [ "$rc" = 1 ] || fail "dev $IF xdp: exit $rc, want 1"
 [ "$(wc -l <"$TMP/e")" = 1 ] || fail "dev $IF xdp: not one line: $(cat "$TMP/e")"
@@ -116,7 +148,7 @@ done
 pass "dev spec in two namespaces is ambiguous: $(cat "$TMP/e")"
 
 # our own namespace is restored after discovery: the listing sees the same thing twice
-"$RESPEC" -j prog list >"$TMP/l2.json" || fail "second list"
+rsp -j prog list >"$TMP/l2.json" || fail "second list"
 [ "$(jq -c '[.[] | select(.name | endswith("'$$'"))] | sort_by(.id)' "$TMP/l.json")" = \
   "$(jq -c '[.[] | select(.name | endswith("'$$'"))] | sort_by(.id)' "$TMP/l2.json")" ] ||
 	fail "listing changed between two runs"

@@ -10,6 +10,8 @@
 set -u
 . "$(dirname "$0")/../lib.sh"
 rs_require_root
+# every respec call is bounded: a hang fails the test (and the trap still cleans up)
+rsp() { timeout 120 "$RESPEC" "$@"; }
 command -v jq >/dev/null || { echo "SKIP: jq missing" >&2; exit 77; }
 rs_mount_bpffs
 # tc/ip load objects through iproute2, which creates /sys/fs/bpf/{tc,ip,xdp}: remove them after
@@ -56,6 +58,8 @@ int xdp_main(struct xdp_md *ctx)
 
 	if (data + 14 > data_end)
 		return XDP_DROP;
+	if (ctx->rx_queue_index == RUN_ID)	/* per-run code: a tag of our own */
+		return XDP_ABORTED;
 	bpf_tail_call(ctx, &jmp, 0);
 	return XDP_PASS;
 }
@@ -132,7 +136,8 @@ XT="xt$$"
 sed -i "s/xdp_main/$XM/; s/xdp_target/$XT/" "$TMP/dp.bpf.c"
 MULTI=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 for o in dp sock; do
-	clang -target bpf -O2 -g -I/usr/include/"$MULTI" -c "$TMP/$o.bpf.c" -o "$TMP/$o.bpf.o" ||
+	clang -target bpf -O2 -g -DRUN_ID=$$ -I/usr/include/"$MULTI" -c "$TMP/$o.bpf.c" \
+		-o "$TMP/$o.bpf.o" ||
 		fail "compile $o.bpf.c"
 done
 gcc -O1 -o "$TMP/tcx_attach" "$TMP/tcx_attach.c" -lbpf || fail "compile tcx_attach"
@@ -156,7 +161,7 @@ UNATT_ID=$(pin_id "$PIN/progs/tc_pass")
 SOCK_ID=$(pin_id "$PIN/sock")
 
 # ---- list ------------------------------------------------------------------------------------
-"$RESPEC" -j prog list >"$TMP/list.json" 2>"$TMP/list.err" || fail "prog list: $(cat "$TMP/list.err")"
+rsp -j prog list >"$TMP/list.json" 2>"$TMP/list.err" || fail "prog list: $(cat "$TMP/list.err")"
 jq -e . "$TMP/list.json" >/dev/null || fail "prog list -j is not JSON"
 # the ids of programs attached at (kind, ifname) in our netns
 at() {
@@ -198,12 +203,12 @@ if [ "$HAVE_TCX" = 1 ]; then
 else
 	echo "note: kernel refused a tcx link; tcx part not tested" >&2
 fi
-"$RESPEC" prog list >"$TMP/list.txt" || fail "prog list (text)"
+rsp prog list >"$TMP/list.txt" || fail "prog list (text)"
 grep -q "^$MAIN_ID: xdp  name $XM" "$TMP/list.txt" || fail "text list lacks $XM"
 grep -q "^$UNATT_ID: .*(not attached)" "$TMP/list.txt" || fail "text list lacks (not attached)"
 
 # ---- show / resolution -------------------------------------------------------------------------
-show_id() { "$RESPEC" -j prog show "$@" | jq -r .id; }
+show_id() { rsp -j prog show "$@" | jq -r .id; }
 [ "$(show_id id "$MAIN_ID")" = "$MAIN_ID" ] || fail "show id"
 [ "$(show_id dev "$A" xdp)" = "$MAIN_ID" ] || fail "show dev $A xdp"
 [ "$(show_id dev "$B" tc ingress)" = "$TC_ID" ] || fail "show dev $B tc ingress"
@@ -211,34 +216,34 @@ show_id() { "$RESPEC" -j prog show "$@" | jq -r .id; }
 [ "$(show_id name "$XM")" = "$MAIN_ID" ] || fail "show name"
 TAG=$(bpftool -j prog show id "$MAIN_ID" | jq -r .tag | tr -d :)
 [ "$(show_id tag "$TAG")" = "$MAIN_ID" ] || fail "show tag $TAG"
-"$RESPEC" prog show id "$MAIN_ID" | grep -q "xdp drv dev $A netns $RS_NS" || fail "show text"
+rsp prog show id "$MAIN_ID" | grep -q "xdp drv dev $A netns $RS_NS" || fail "show text"
 pass "show: id, dev xdp, dev tc ingress, pinned, name, tag all resolve"
 
 # ---- dump ------------------------------------------------------------------------------------
-"$RESPEC" prog dump id "$MAIN_ID" >"$TMP/x.txt" || fail "dump translated"
+rsp prog dump id "$MAIN_ID" >"$TMP/x.txt" || fail "dump translated"
 grep -q "exit" "$TMP/x.txt" || fail "translated dump has no exit"
 grep -Eq "r[0-9] = \*\(u(32|64) \*\)\(r1 \+" "$TMP/x.txt" || fail "no ctx load in dump"
-"$RESPEC" -j prog dump id "$MAIN_ID" translated >"$TMP/x.json" || fail "dump -j"
+rsp -j prog dump id "$MAIN_ID" translated >"$TMP/x.json" || fail "dump -j"
 N=$(bpftool -j prog show id "$MAIN_ID" | jq .bytes_xlated)
 jq -e --argjson n "$N" '(map(.raw | length / 16) | add) == ($n / 8)' "$TMP/x.json" \
 	>/dev/null || fail "dump -j does not cover all $N bytes"
-"$RESPEC" prog dump id "$MAIN_ID" translated linum >"$TMP/l.txt" || fail "dump linum"
+rsp prog dump id "$MAIN_ID" translated linum >"$TMP/l.txt" || fail "dump linum"
 grep -q "data + 14 > data_end" "$TMP/l.txt" || fail "linum: source line missing"
 grep -q "dp.bpf.c:" "$TMP/l.txt" || fail "linum: file name missing"
 pass "dump translated (text, json, linum)"
-"$RESPEC" prog dump id "$MAIN_ID" jited >"$TMP/j.txt" || fail "dump jited"
+rsp prog dump id "$MAIN_ID" jited >"$TMP/j.txt" || fail "dump jited"
 grep -Eq "push|ret|jmp" "$TMP/j.txt" || fail "jited dump has no x86 code"
-"$RESPEC" -j prog dump dev "$A" xdp jited | jq -e 'length > 3' >/dev/null ||
+rsp -j prog dump dev "$A" xdp jited | jq -e 'length > 3' >/dev/null ||
 	fail "dump jited -j"
 pass "dump jited (text, json)"
 
 # ---- lift and original ------------------------------------------------------------------------
-"$RESPEC" -j prog lift id "$MAIN_ID" >"$TMP/lift.json" 2>"$TMP/lift.err" ||
+rsp -j prog lift id "$MAIN_ID" >"$TMP/lift.json" 2>"$TMP/lift.err" ||
 	fail "lift: $(cat "$TMP/lift.err")"
 jq -e '.proven == true and (.insns | length) > 5' "$TMP/lift.json" >/dev/null ||
 	fail "lift -j: not proven or no code"
-"$RESPEC" prog lift id "$MAIN_ID" | grep -q "proof: translates identically" || fail "lift text"
-"$RESPEC" prog dump id "$MAIN_ID" original >"$TMP/orig.txt" || fail "dump original"
+rsp prog lift id "$MAIN_ID" | grep -q "proof: translates identically" || fail "lift text"
+rsp prog dump id "$MAIN_ID" original >"$TMP/orig.txt" || fail "dump original"
 grep -Eq "r[0-9] = \*\(u32 \*\)\(r1 \+ 0x4\)" "$TMP/orig.txt" ||
 	fail "original lacks the u32 data_end ctx load"
 pass "lift proven, dump original"
@@ -247,7 +252,7 @@ pass "lift proven, dump original"
 one_line_fail() {
 	local desc=$1 rc lines
 	shift
-	"$RESPEC" "$@" >"$TMP/o" 2>"$TMP/e"
+	rsp "$@" >"$TMP/o" 2>"$TMP/e"
 	rc=$?
 	lines=$(wc -l <"$TMP/e")
 	[ "$rc" = 1 ] || fail "$desc: exit $rc, want 1 ($(cat "$TMP/e"))"
@@ -269,7 +274,7 @@ pass "bad input: exit 1 with one stderr line"
 usage() {
 	local desc=$1 rc
 	shift
-	"$RESPEC" "$@" >/dev/null 2>&1
+	rsp "$@" >/dev/null 2>&1
 	rc=$?
 	[ "$rc" = 2 ] || fail "$desc: exit $rc, want 2"
 }
@@ -280,10 +285,10 @@ usage "bad id" prog show id abc
 usage "bad keyword" prog show ident 3
 usage "bad dump mode" prog dump id "$MAIN_ID" sideways
 usage "extra word" prog show id "$MAIN_ID" extra
-"$RESPEC" prog help | grep -q "PROG :=" || fail "prog help"
+rsp prog help | grep -q "PROG :=" || fail "prog help"
 pass "usage errors exit 2"
 
 # nothing changed by any of the above
-"$RESPEC" -j prog list >"$TMP/list2.json" || fail "second list"
+rsp -j prog list >"$TMP/list2.json" || fail "second list"
 [ "$(at xdp "$A")" = "$MAIN_ID" ] || fail "xdp attachment changed"
 pass "attachments unchanged"
