@@ -91,7 +91,11 @@ int sock_prog(struct __sk_buff *skb)
 char LICENSE[] SEC("license") = "GPL";
 EOF
 cat >"$TMP/tcx_attach.c" <<'EOF'
-/* tcx_attach OBJ PROG IFNAME PIN: load PROG from OBJ, tcx-egress link on IFNAME, pin link. */
+/*
+ * tcx_attach OBJ PROG IFNAME PIN: load PROG from OBJ, tcx-egress link on IFNAME, pin the link.
+ * tcx_attach OBJ PROG IFNAME: load PROG, attach it to tcx ingress of IFNAME without a link
+ * (BPF_PROG_ATTACH; it goes away with the interface).
+ */
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <net/if.h>
@@ -119,6 +123,16 @@ int main(int argc, char **argv)
 	if (!prog || bpf_object__load(obj))
 		return 1;
 	memset(&attr, 0, sizeof(attr));
+	if (argc == 4) {
+		attr.target_fd = if_nametoindex(argv[3]);	/* target_ifindex */
+		attr.attach_bpf_fd = bpf_program__fd(prog);
+		attr.attach_type = 46;				/* BPF_TCX_INGRESS */
+		if (syscall(__NR_bpf, BPF_PROG_ATTACH, &attr, sizeof(attr))) {
+			perror("tcx attach");
+			return 2;
+		}
+		return 0;
+	}
 	attr.link_create.prog_fd = bpf_program__fd(prog);
 	attr.link_create.target_ifindex = if_nametoindex(argv[3]);
 	attr.link_create.attach_type = 47;	/* BPF_TCX_EGRESS */
@@ -152,6 +166,8 @@ $RS_NSENTER tc filter add dev "$B" ingress prio 7 handle 3 bpf da obj "$TMP/dp.b
 	fail "tc filter"
 HAVE_TCX=1
 $RS_NSENTER "$TMP/tcx_attach" "$TMP/dp.bpf.o" tcx_pass "$B" "$PIN/tcx_link" || HAVE_TCX=0
+[ "$HAVE_TCX" = 1 ] && { $RS_NSENTER "$TMP/tcx_attach" "$TMP/dp.bpf.o" tcx_pass "$A" ||
+	fail "tcx attach without link"; }
 bpftool prog load "$TMP/sock.bpf.o" "$PIN/sock" || fail "load socket filter"
 
 pin_id() { bpftool -j prog show pinned "$1" | jq -r .id; }
@@ -159,6 +175,8 @@ MAIN_ID=$(pin_id "$PIN/progs/$XM")
 TARGET_ID=$(pin_id "$PIN/progs/$XT")
 UNATT_ID=$(pin_id "$PIN/progs/tc_pass")
 SOCK_ID=$(pin_id "$PIN/sock")
+
+show_id() { rsp -j prog show "$@" | jq -r .id; }
 
 # ---- list ------------------------------------------------------------------------------------
 rsp -j prog list >"$TMP/list.json" 2>"$TMP/list.err" || fail "prog list: $(cat "$TMP/list.err")"
@@ -200,6 +218,13 @@ if [ "$HAVE_TCX" = 1 ]; then
 		"egress" and .attach[0].link_id > 0' "$TMP/list.json" >/dev/null ||
 		fail "tcx link details wrong"
 	pass "list: tcx link prog $TCX_ID on $B egress"
+	TCXA_ID=$(at tcx "$A")
+	[ -n "$TCXA_ID" ] || fail "tcx (no link) on $A not found"
+	jq -e --argjson id "$TCXA_ID" --arg i "$A" '.[] | select(.id == $id) | .attach[] |
+		select(.ifname == $i) | .direction == "ingress" and (has("link_id") | not)' \
+		"$TMP/list.json" >/dev/null || fail "tcx (no link) details wrong"
+	[ "$(show_id dev "$A" tc ingress)" = "$TCXA_ID" ] || fail "show dev $A tc ingress (tcx)"
+	pass "list: tcx prog $TCXA_ID on $A ingress without a link"
 else
 	echo "note: kernel refused a tcx link; tcx part not tested" >&2
 fi
@@ -208,7 +233,6 @@ grep -q "^$MAIN_ID: xdp  name $XM" "$TMP/list.txt" || fail "text list lacks $XM"
 grep -q "^$UNATT_ID: .*(not attached)" "$TMP/list.txt" || fail "text list lacks (not attached)"
 
 # ---- show / resolution -------------------------------------------------------------------------
-show_id() { rsp -j prog show "$@" | jq -r .id; }
 [ "$(show_id id "$MAIN_ID")" = "$MAIN_ID" ] || fail "show id"
 [ "$(show_id dev "$A" xdp)" = "$MAIN_ID" ] || fail "show dev $A xdp"
 [ "$(show_id dev "$B" tc ingress)" = "$TC_ID" ] || fail "show dev $B tc ingress"
