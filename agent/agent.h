@@ -218,4 +218,171 @@ int rs_capture_read_file(const char *path, struct rs_prog *out);
 /* Loads seen but not captured (incomplete, unresolvable maps, tag mismatch). */
 size_t rs_capture_dropped(const struct rs_capture *cap);
 
+/* ==== swap: compare-and-swap at attach points, pins, journal, restore ================
+ * (agent/swap.c, agent/journal.c, agent/restore.c; docs/swap.md)
+ *
+ * rs_swap() replaces the program at an attach point only if the program there is the one the
+ * caller expects, by the kernel's own compare-and-swap where one exists (XDP link / netlink,
+ * tcx link / prog attach) and by check-then-replace for tc cls_bpf and PROG_ARRAY slots.
+ * Anything else found there is left alone: -EBUSY, with a message naming who is there now.
+ * Before the first swap at a point the original is pinned under pin_dir and a journal entry
+ * (JSON lines, <journal_dir>/journal) is written ahead of the swap, so `respec restore` can put
+ * the original back after a crash.  Attach points in other network namespaces are entered with
+ * setns on the calling thread and left again before returning.
+ */
+#define RS_PIN_DIR	"/sys/fs/bpf/respec"
+#define RS_JOURNAL_DIR	"/run/respec"
+#define RS_SWAP_MAX_OURS	16	/* program ids of ours remembered per attach point */
+
+struct rs_swap_opts {
+	size_t sz;
+	const char *journal_dir;	/* NULL = RS_JOURNAL_DIR */
+	const char *pin_dir;		/* NULL = RS_PIN_DIR (bpffs mounted there if needed) */
+	bool no_journal;		/* bare compare-and-swap: no pin, no journal entry */
+	uint64_t op_ns;			/* out: wall time of the kernel replace operation */
+};
+
+/*
+ * Put new_fd at `pt` in place of the program with id expected_prog_id.  pt->prog_id is not
+ * used (discovery may be stale); the live state is checked.  Returns 0, -EBUSY when another
+ * program is there (nothing changed), -RS_ERR_NOT_FOUND when the attach point is gone, or
+ * another negative errno.  Swapping the journal's original back in closes the entry (that is
+ * a restore).
+ */
+int rs_swap(const struct rs_attach_point *pt, uint32_t expected_prog_id, int new_fd,
+	    struct rs_swap_opts *opts);
+/* Id of the program at the attach point now (-RS_ERR_NOT_FOUND when the point is gone). */
+int rs_attach_point_current(const struct rs_attach_point *pt, uint32_t *prog_id);
+/* Stable identity of an attach point (program id excluded): journal key and pin name. */
+const char *rs_attach_point_key(const struct rs_attach_point *pt, char *buf, size_t sz);
+
+/* ---- journal (agent/journal.c) ---- */
+struct rs_journal_entry {
+	struct rs_attach_point pt;	/* pt.prog_id: the original */
+	char key[128];
+	uint32_t orig_id;		/* original program, pinned at pin */
+	uint32_t cur_id;		/* ours, last swapped in */
+	uint32_t ours[RS_SWAP_MAX_OURS];	/* every id of ours put there (most recent last) */
+	uint32_t ours_cnt;
+	char pin[256];
+	uint64_t time;			/* unix seconds of the last change */
+	bool closed;
+};
+
+/* Active journal entries in `dir` (NULL = RS_JOURNAL_DIR).  Caller frees *out. */
+int rs_journal_list(const char *dir, struct rs_journal_entry **out, size_t *cnt);
+
+/* ---- restore (agent/restore.c) ---- */
+enum rs_restore_outcome {
+	RS_RESTORE_DONE,		/* the original is back */
+	RS_RESTORE_ALREADY,		/* the original was already there */
+	RS_RESTORE_FOREIGN,		/* someone else's program is there: left alone */
+	RS_RESTORE_GONE,		/* attach point or original no longer exists */
+	RS_RESTORE_FAILED,		/* error (err) */
+};
+
+struct rs_restore_report {
+	const struct rs_journal_entry *entry;
+	uint32_t found_id;		/* program found at the point (0 none) */
+	enum rs_restore_outcome outcome;
+	int err;
+	uint64_t op_ns;			/* kernel replace time when DONE */
+};
+
+typedef void (*rs_restore_cb)(const struct rs_restore_report *r, void *ctx);
+
+struct rs_restore_opts {
+	size_t sz;
+	const char *journal_dir;	/* NULL = RS_JOURNAL_DIR */
+	rs_restore_cb cb;		/* called once per journal entry handled */
+	void *ctx;
+};
+
+const char *rs_restore_outcome_name(enum rs_restore_outcome o);
+/*
+ * Put the original back at `pt` by compare-and-swap, only if the program there is still one
+ * of ours; then unpin and close the journal entry (also when the point is gone or someone
+ * else's program is there, which is left alone and reported: -EBUSY).  -RS_ERR_NOT_FOUND when
+ * the journal has no entry for the point.
+ */
+int rs_restore(const struct rs_attach_point *pt, const struct rs_restore_opts *opts);
+/* Every entry whose original or one of ours has this id. */
+int rs_restore_prog(uint32_t prog_id, const struct rs_restore_opts *opts);
+/* Every journal entry.  0 when all went well, else the first error (all are attempted). */
+int rs_restore_all(const struct rs_restore_opts *opts);
+/*
+ * Async-signal-safe restore of every swap this process made (kept in memory by rs_swap with
+ * the fds it needs): raw bpf() and rtnetlink syscalls, no allocation, no stdio, no locks; the
+ * journal gets a pre-formatted "closed" line and pins are unlinked.  Returns the number of
+ * points not restored.  For SIGTERM/SIGINT handlers.
+ */
+int rs_restore_all_signal_safe(void);
+/* Install SIGTERM/SIGINT handlers that call rs_restore_all_signal_safe() and then re-raise the
+ * signal with the default action. */
+int rs_restore_install_signal_handlers(void);
+
+/* ==== guards: generation counters and the watcher on bpf() (agent/guard.c, docs/guards.md) ==
+ *
+ * One array map of u64 generations (one slot per watched map) and the watcher program
+ * (bpf/watcher.bpf.c) that bumps a watched map's slot before any user-space write command
+ * reaches the map and when a program that references it is loaded.  A specialized program
+ * compares its slots with the generations its snapshot was taken at (rs_guard_map_ref() goes
+ * into rs_opt_opts.guard_map).  With opts.pin_dir the maps and the hook links are pinned, so
+ * the watcher keeps running when the agent exits or crashes; a later rs_guard_open() with the
+ * same pin_dir takes the pinned maps over (generations and watch list survive).
+ */
+#define RS_GUARD_PIN_DIR "/sys/fs/bpf/respec"
+
+struct rs_guard;
+
+struct rs_guard_opts {
+	size_t sz;
+	const char *pin_dir;		/* pin maps + links here (RS_GUARD_PIN_DIR); NULL: none */
+	uint32_t max_slots;		/* watched maps at most (default 1024; pinned: theirs) */
+	bool force_raw_tp;		/* raw_tp/sys_enter even when tracefs works */
+	bool no_watcher;		/* generation array only (offline use, tests) */
+	bool bump_own_loads;		/* also bump on BPF_PROG_LOADs of this process (tests) */
+	unsigned int quiesce_ms;	/* rs_guard_watch: wait for older writes (default 2000) */
+};
+
+int rs_guard_open(const struct rs_guard_opts *opts, struct rs_guard **g);
+/* Detach and free; with pin_dir the pinned watcher and maps stay (rs_guard_unpin removes). */
+void rs_guard_close(struct rs_guard *g);
+/* Remove the pins under dir (NULL = RS_GUARD_PIN_DIR): the watcher stops once unused. */
+int rs_guard_unpin(const char *dir);
+
+/*
+ * Watch a map: give it a slot (the same one when it is already watched; a reference is
+ * counted), then wait until every write / load command that entered bpf() before the watch
+ * existed has left it, and return the slot's current generation.  From then on every write
+ * reaching the map is preceded by a bump: contents read after this call are valid while the
+ * slot still holds *gen.  -EBUSY when older writes do not drain within quiesce_ms, -ENOSPC
+ * when every slot is taken.
+ */
+int rs_guard_watch(struct rs_guard *g, uint32_t map_id, uint32_t *slot, uint64_t *gen);
+/* Drop one reference; the last one removes the map from the watch list and bumps its slot
+ * (programs still built against it fall back). */
+int rs_guard_unwatch(struct rs_guard *g, uint32_t map_id);
+/* Slot of a watched map (-ENOENT when not watched). */
+int rs_guard_slot_of(struct rs_guard *g, uint32_t map_id, uint32_t *slot);
+int rs_guard_read(struct rs_guard *g, uint32_t slot, uint64_t *gen);
+/* Invalidate by hand (atomic add, like the watcher): --invalidate-guards, tests. */
+int rs_guard_bump(struct rs_guard *g, uint32_t slot);
+int rs_guard_bump_all(struct rs_guard *g);
+/* The generation array as a map reference for rs_opt_opts.guard_map, and its fd. */
+int rs_guard_map_ref(struct rs_guard *g, struct rs_map_ref *ref);
+int rs_guard_map_fd(struct rs_guard *g);
+uint32_t rs_guard_slot_cnt(struct rs_guard *g);
+/* "tracepoint", "raw_tp", or "none" (no_watcher). */
+const char *rs_guard_hook_name(struct rs_guard *g);
+/*
+ * User-space writes to map `map_id` seen by the watcher (watched or not; elements written,
+ * batch commands count their elements) and the CLOCK_MONOTONIC time of the last one.
+ * -ENOENT when none was seen since the watcher started.  rs_guard_churn_since() also gives
+ * the time of the first one seen.
+ */
+int rs_guard_churn(struct rs_guard *g, uint32_t map_id, uint64_t *writes, uint64_t *last_ns);
+int rs_guard_churn_since(struct rs_guard *g, uint32_t map_id, uint64_t *writes,
+			 uint64_t *first_ns, uint64_t *last_ns);
+
 #endif /* RS_AGENT_H */
