@@ -90,6 +90,24 @@ int sock_prog(struct __sk_buff *skb)
 
 char LICENSE[] SEC("license") = "GPL";
 EOF
+cat >"$TMP/kf.bpf.c" <<'EOF'
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+extern void bpf_rcu_read_lock(void) __ksym;
+extern void bpf_rcu_read_unlock(void) __ksym;
+
+/* kfunc calls cannot be lifted: `prog lift` must refuse, naming the instruction */
+SEC("xdp")
+int xdp_kf(struct xdp_md *ctx)
+{
+	bpf_rcu_read_lock();
+	bpf_rcu_read_unlock();
+	return XDP_PASS;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+EOF
 cat >"$TMP/tcx_attach.c" <<'EOF'
 /*
  * tcx_attach OBJ PROG IFNAME PIN: load PROG from OBJ, tcx-egress link on IFNAME, pin the link.
@@ -149,7 +167,7 @@ XM="xm$$"
 XT="xt$$"
 sed -i "s/xdp_main/$XM/; s/xdp_target/$XT/" "$TMP/dp.bpf.c"
 MULTI=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
-for o in dp sock; do
+for o in dp sock kf; do
 	clang -target bpf -O2 -g -DRUN_ID=$$ -I/usr/include/"$MULTI" -c "$TMP/$o.bpf.c" \
 		-o "$TMP/$o.bpf.o" ||
 		fail "compile $o.bpf.c"
@@ -169,6 +187,7 @@ $RS_NSENTER "$TMP/tcx_attach" "$TMP/dp.bpf.o" tcx_pass "$B" "$PIN/tcx_link" || H
 [ "$HAVE_TCX" = 1 ] && { $RS_NSENTER "$TMP/tcx_attach" "$TMP/dp.bpf.o" tcx_pass "$A" ||
 	fail "tcx attach without link"; }
 bpftool prog load "$TMP/sock.bpf.o" "$PIN/sock" || fail "load socket filter"
+bpftool prog load "$TMP/kf.bpf.o" "$PIN/kf" || fail "load kfunc program"
 
 pin_id() { bpftool -j prog show pinned "$1" | jq -r .id; }
 MAIN_ID=$(pin_id "$PIN/progs/$XM")
@@ -293,6 +312,10 @@ one_line_fail "ambiguous name" prog show name tc_pass
 grep -q "$UNATT_ID" "$TMP/e" && grep -q "$TC_ID" "$TMP/e" || fail "ambiguous: ids not named"
 one_line_fail "no attach" prog show dev "$A" tc egress
 one_line_fail "unknown tag" -j prog show tag 0000000000000000
+one_line_fail "unliftable" prog lift pinned "$PIN/kf"
+grep -q "insn [0-9]" "$TMP/e" || fail "unliftable: instruction not named"
+rsp -j prog lift pinned "$PIN/kf" 2>/dev/null | jq -e '.proven == false and .fail_insn >= 0' \
+	>/dev/null || fail "lift -j of unliftable code: no report on stdout"
 pass "bad input: exit 1 with one stderr line"
 
 usage() {
