@@ -366,3 +366,18 @@ const char *rs_linum_at(const struct rs_linum *l, size_t idx, const char **file,
 	s = btf__name_by_offset(l->btf, li->line_off);
 	return s ? s : "";
 }
+
+const char *rs_linum_func_at(const struct rs_linum *l, size_t idx)
+{
+	const struct rs_prog *p = l->p;
+	const struct btf_type *t;
+	size_t i;
+
+	for (i = 0; i < p->func_info_cnt; i++) {
+		if (p->func_info[i].insn_off != idx)
+			continue;
+		t = btf__type_by_id(l->btf, p->func_info[i].type_id);
+		return t ? btf__name_by_offset(l->btf, t->name_off) : NULL;
+	}
+	return NULL;
+}

@@ -398,7 +398,7 @@ static int print_bpf(const struct rs_prog *p, bool translated, bool linum, json_
 {
 	struct bpf_printer bp = { .translated = translated };
 	char llvm[256], own[256], note[160];
-	const char *src, *file;
+	const char *src, *file, *func;
 	uint32_t line, col;
 	size_t idx;
 	int err, w;
@@ -430,17 +430,22 @@ static int print_bpf(const struct rs_prog *p, bool translated, bool linum, json_
 			w = 2;
 		annotate(&bp, p, idx, note, sizeof(note));
 		src = bp.lines ? rs_linum_at(bp.lines, idx, &file, &line, &col) : NULL;
+		func = bp.lines ? rs_linum_func_at(bp.lines, idx) : NULL;
 		if (arr) {
 			json_t *o = insn_json(&bp, p, idx, llvm, own, note);
 
 			if (src) {
-				json_object_set_new(o, "src", json_pack("{s:s,s:i,s:i,s:s}",
+				json_object_set_new(o, "src", json_pack("{s:s,s:I,s:I,s:s}",
 					"file", file, "line", (json_int_t)line,
 					"col", (json_int_t)col, "text", src));
 			}
+			if (func)
+				json_object_set_new(o, "func", json_string(func));
 			json_array_append_new(arr, o);
 			continue;
 		}
+		if (func)
+			printf("%s%s:\n", idx ? "\n" : "", func);
 		if (src) {
 			while (*src == ' ' || *src == '\t')
 				src++;
