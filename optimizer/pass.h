@@ -33,6 +33,10 @@ struct rs_opt_ctx {
 	struct rs_pass_stats *stats;		/* the running pass's statistics */
 	bool *map_guarded;			/* per map of orig: a pass relied on its contents
 						 * (the pipeline adds a guard for each) */
+	/* private to the pipeline */
+	long *orig_pos;				/* per ORIGINAL instruction: current index of
+						 * its code (entry of a replacement), -1 gone */
+	const char *pass_name;			/* the running pass */
 };
 
 struct rs_pass {
@@ -51,6 +55,13 @@ int rs_pass_remark(struct rs_opt_ctx *ctx, enum rs_remark_kind kind, long orig_i
 		   const char *assumption, const char *fmt, ...)
 	__attribute__((format(printf, 10, 11)));
 
+/*
+ * Replace ctx->prog by `np` (taken over, `np` is left initialized) whose instruction j came
+ * from ctx->prog's instruction i when old_to_new[i] == j (-1: removed); for passes that
+ * rebuild the program themselves (layout).  On error nothing changes.
+ */
+int rs_pass_commit_prog(struct rs_opt_ctx *ctx, struct rs_prog *np, const long *old_to_new);
+
 /* Facts by original index / map (NULL when absent). */
 const struct rs_site_fact *rs_pass_site_fact(const struct rs_opt_ctx *ctx, long orig_insn);
 const struct rs_map_fact *rs_pass_map_fact(const struct rs_opt_ctx *ctx, uint32_t map_idx);
@@ -66,5 +77,22 @@ extern const struct rs_pass rs_pass_hot_keys;		/* hot-key inlining */
 extern const struct rs_pass rs_pass_constprop;		/* constant propagation, branch folding */
 extern const struct rs_pass rs_pass_dce;		/* dead code elimination */
 extern const struct rs_pass rs_pass_layout;		/* profile-guided block layout */
+
+/* ==== pipeline internals ============================================================== */
+
+/* analysis.c: soundness facts of every map and lookup site of `prog` (snap may be NULL:
+ * every map is then UNSTABLE).  Arrays allocated; the caller frees them. */
+int rs_analyze(const struct rs_prog *prog, const struct rs_snapshot *snap,
+	       struct rs_map_fact **map_facts, size_t *map_fact_cnt,
+	       struct rs_site_fact **site_facts, size_t *site_fact_cnt);
+
+/*
+ * guard_compose.c: the final program = guard prologue + ctx->prog's main body + the original
+ * main body (ORIG) + subprograms, guard array appended to the maps.  *guarded = number of
+ * maps checked; *spec_pos (allocated, ctx->prog.insn_cnt entries) = final index of each
+ * instruction of ctx->prog.
+ */
+int rs_guard_compose(const struct rs_opt_ctx *ctx, struct rs_prog *out, uint32_t *guarded,
+		     long **spec_pos);
 
 #endif /* RS_PASS_H */
