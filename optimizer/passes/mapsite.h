@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * mapsite.h - what the map passes (map_fold, table_elim, hot_keys) share, private to
+ * optimizer/passes/: finding lookup sites in the working program, values of snapshot entries
+ * (exact and longest-prefix match, per-CPU identity), the constant pool, the intra-path
+ * constant tracker used to read a key off the stack, rewriting the uses of a lookup's result
+ * once it is known, and the emitter of full-key compare chains.
+ */
+#ifndef RS_PASSES_MAPSITE_H
+#define RS_PASSES_MAPSITE_H
+
+#include "optimizer/pass.h"
+
+#define RS_POOL_NAME	"rs_pool"
+
+/* A map_lookup_elem call of the working program with its facts. */
+struct rs_lookup_site {
+	size_t idx;				/* index in ctx->prog */
+	long orig;				/* index in ctx->orig */
+	uint32_t map_idx;
+	const struct rs_site_fact *fact;
+	const struct rs_map_fact *mfact;
+	const struct rs_map_snapshot *snap;	/* NULL when the snapshot lacks the map */
+	const struct rs_map_ref *map;
+};
+
+/*
+ * Every map_lookup_elem call of ctx->prog that comes from the original program and has a
+ * site fact, in program order.  *sites is allocated (free()).
+ */
+int rs_lookup_sites(const struct rs_opt_ctx *ctx, struct rs_lookup_site **sites, size_t *cnt);
+
+/* A helper call to map_lookup_elem. */
+bool rs_insn_is_lookup(const struct bpf_insn *in);
+
+/* Map types whose lookups answer "found or not" by exact key (hash family). */
+bool rs_map_is_hash(uint32_t type);
+bool rs_map_is_percpu(uint32_t type);
+
+/*
+ * Value a lookup of `key` returns on any CPU according to the snapshot: exact match for
+ * hash/array maps, longest prefix match for LPM tries (lpm.c).  Returns 1 and *val (NULL when
+ * the key is absent: only answered when the snapshot is complete or the key is an array index
+ * out of range), 0 when it cannot be known (incomplete snapshot, per-CPU values differ), and
+ * fills *why then.
+ */
+int rs_snap_value(const struct rs_map_snapshot *m, const uint8_t *key, const uint8_t **val,
+		  char *why, size_t whysz);
+/* Longest-prefix match of an LPM key (u32 prefixlen + data) in a snapshot; NULL when none. */
+const uint8_t *rs_lpm_match(const struct rs_map_snapshot *m, const uint8_t *key);
+
+/*
+ * Append `len` bytes (8-byte aligned) to the program's constant pool (an ARRAY map of respec
+ * with one frozen, read-only entry; created on first use, reused when the same bytes are
+ * there already).  Gives the pool's map index and the offset of the bytes.
+ */
+int rs_pool_add(struct rs_opt_ctx *ctx, const void *data, uint32_t len, int *pool_idx,
+		uint32_t *off);
+
+/*
+ * Known bytes of the stack just before instruction `idx` of the working program, from the
+ * straight-line path (single-predecessor blocks) that reaches it.  known[i]/val[i] describe
+ * byte fp-512+i.  Returns 0, or a negative errno.
+ */
+int rs_stack_consts(const struct rs_prog *prog, const struct rs_cfg *cfg, size_t idx,
+		    bool known[512], uint8_t val[512]);
+
+/*
+ * Rewrite the uses of a pointer whose target is known, along the straight-line path after
+ * `start` (the instruction that produced it in register `reg`): null checks on it are folded
+ * (non_null: never null; else it is always null), loads through it (or its copies) at
+ * constant offsets inside [0, len) of `bytes` (pointer = bytes + base) become immediates.
+ * Edits go into `e` (made against prog); *folds counts the loads replaced.  Stops at a
+ * join point, an exit, or when no register holds the pointer any more.  `bytes` may be NULL
+ * (only null checks are folded).  `touched` (may be NULL) marks instructions edited already
+ * (the walk stops there) and gets the ones edited here.
+ */
+int rs_fold_uses(const struct rs_prog *prog, const struct rs_cfg *cfg, struct rs_edit *e,
+		 size_t start, int reg, bool non_null, const uint8_t *bytes, uint32_t len,
+		 int32_t base, size_t *folds, bool *touched);
+
+/* One entry of a compare chain: a full key and what the lookup gives for it. */
+struct rs_chain_key {
+	const uint8_t *key;		/* key_size bytes */
+	bool null;			/* r0 = 0 (absent) */
+	int pool_idx;			/* else r0 = &pool[pool_off] */
+	uint32_t pool_off;
+};
+
+/*
+ * The code that replaces a map_lookup_elem call (r1 = map, r2 = fp + key_off): compares the
+ * key on the stack against each entry in order (aligned 8/4/2/1-byte chunks, most
+ * discriminating chunk first), a hit sets r0 and jumps past the sequence; when nothing
+ * matches: the original call when `fallback_call`, else r0 = 0.  Uses only r0, r3-r5 (the
+ * call clobbers them).  *out is allocated; every branch is local (targets NULL).
+ */
+int rs_chain_emit(const struct rs_chain_key *keys, size_t n, uint32_t key_size, int32_t key_off,
+		  bool fallback_call, const struct bpf_insn *call, struct bpf_insn **out,
+		  size_t *out_cnt);
+
+/*
+ * Estimated cost (in instructions) of the lookup itself by map type, and of a chain over
+ * keys with hit probabilities p[0..n) (the rest falls to the default costing `miss_cost`).
+ */
+double rs_lookup_cost(uint32_t map_type, uint32_t key_size);
+double rs_chain_cost(const double *p, size_t n, uint32_t key_size, int32_t key_off,
+		     double miss_cost);
+
+/* "k=0a000001 00000020" hex text of a key for remarks (truncated to fit). */
+const char *rs_key_str(const uint8_t *key, uint32_t size, char *buf, size_t sz);
+
+#endif /* RS_PASSES_MAPSITE_H */
