@@ -614,6 +614,12 @@ int rs_restore_all_signal_safe(void)
 			unlink(s->pin);
 			sig_journal(s);
 			s->used = 0;
+			close(s->netns_fd);
+			close(s->link_fd);	/* a link fd of ours would keep it alive */
+			close(s->map_fd);
+			close(s->orig_fd);
+			close(s->ours_fd);
+			s->netns_fd = s->link_fd = s->map_fd = s->orig_fd = s->ours_fd = -1;
 			if (err)
 				left++;
 		} else {

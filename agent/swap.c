@@ -84,14 +84,22 @@ const char *swap_prog_desc(uint32_t id, char *buf, size_t sz)
 	return buf;
 }
 
+/* The kernel's fdinfo names the kind of object: "prog_id:" only for programs. */
 uint32_t swap_fd_prog_id(int fd)
 {
-	struct bpf_prog_info info = {};
-	__u32 len = sizeof(info);
+	char path[64], line[128];
+	unsigned int id = 0;
+	FILE *f;
 
-	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "re");
+	if (!f)
 		return 0;
-	return info.id;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "prog_id: %u", &id) == 1)
+			break;
+	fclose(f);
+	return id;
 }
 
 const char *rs_attach_point_key(const struct rs_attach_point *pt, char *buf, size_t sz)
@@ -198,8 +206,12 @@ static int link_prog(uint32_t link_id, uint32_t *prog_id)
 static int xdp_prog(const struct rs_attach_point *pt, uint32_t *prog_id)
 {
 	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+	char name[IF_NAMESIZE];
 	int err;
 
+	/* the query is a link dump filtered by ifindex: no error for a missing device */
+	if (!if_indextoname(pt->ifindex, name))
+		return -RS_ERR_NOT_FOUND;
 	err = bpf_xdp_query(pt->ifindex, 0, &q);
 	if (err)
 		return err == -ENODEV ? -RS_ERR_NOT_FOUND : err;
