@@ -239,4 +239,184 @@ struct rs_timing_result {
 int rs_replay_time(struct rs_replay_prog *a, struct rs_replay_prog *b, const struct rs_trace *tr,
 		   const struct rs_timing_opts *opts, struct rs_timing_result *res);
 
+/* ==== snapshots of map contents (instrument/snapshot.c, docs/guards.md) ==================
+ *
+ * struct rs_snapshot (optimizer/optimizer.h) for every map a program references: type,
+ * sizes, flags, frozen state (from /proc/self/fdinfo), entries (batch lookups where the map
+ * type has them, else key iteration), per-CPU values (ncpus = possible CPUs, stride
+ * round_up(value_size, 8) * ncpus), PROG_ARRAY / map-in-map / devmap values as the kernel
+ * reports them (ids, ifindexes).  Facts: ext_writers from every other loaded program that
+ * references the map (its original fetched and analyzed by rs_prog_map_writes(); RS_EXT_UNKNOWN
+ * when that fails), and with a guard: watched, guard_slot, generation (read after the watch is
+ * effective and before the contents), updates_per_s.  Read-only: the snapshot never writes a map.
+ */
+struct rs_guard;
+struct rs_snapshot;
+
+#define RS_SNAPSHOT_MAX_ENTRIES	65536	/* entries read per map by default */
+
+struct rs_snapshot_opts {
+	size_t sz;
+	size_t max_entries;		/* per map (default RS_SNAPSHOT_MAX_ENTRIES); a map with more
+					 * is read up to this many, complete = false */
+	struct rs_guard *guard;		/* watch every map before reading it (may be NULL) */
+	bool no_ext_writers;		/* skip the scan of other programs (ext_writers = 0) */
+	const uint32_t *exclude_progs;	/* program ids that are copies of prog (not writers) */
+	size_t exclude_cnt;
+	unsigned int retries;		/* re-reads when a generation moves meanwhile (default 3) */
+};
+
+/* Live: maps by map_fds[i] (parallel to prog->maps[]) or, with map_fds NULL, by prog->maps[i].id. */
+int rs_snapshot_take(const struct rs_prog *prog, const int *map_fds, struct rs_snapshot *out);
+/* Offline (replay's private maps): map_fds required, no ext_writers scan. */
+int rs_snapshot_from_fds(const struct rs_prog *prog, const int *map_fds, struct rs_snapshot *out);
+int rs_snapshot_take_opts(const struct rs_prog *prog, const int *map_fds,
+			  const struct rs_snapshot_opts *opts, struct rs_snapshot *out);
+/* Frozen state of a map fd (BPF_MAP_FREEZE), from the "frozen:" line of its fdinfo. */
+int rs_map_fd_frozen(int fd, bool *frozen);
+
+/* ==== profile: instrumented variants, profiles, cost windows, counters, churn ==========
+ * (instrument/profile.c, profile_json.c, stats_window.c, perf.c, churn.c; docs/profile.md)
+ */
+struct rs_profile;
+struct rs_instr_layout;
+struct rs_guard;
+
+/* An instrumented variant of a program with the maps it records into (made by respec). */
+struct rs_profiler;
+
+struct rs_profiler_opts {
+	size_t sz;
+	uint32_t sample_rate;		/* 1 in N (default RS_PROF_DEFAULT_RATE) */
+	uint32_t key_slots;		/* distinct keys per site (default RS_PROF_DEFAULT_KEYS) */
+	bool no_verifier_depth;		/* do not ask the verifier for the stack depth */
+};
+
+/*
+ * Instrument `orig` (maps by kernel id) and create the maps the variant records into.  Unless
+ * no_verifier_depth, `orig` is loaded once with BPF_LOG_STATS so the spill slots go below the
+ * stack depth the verifier reports.
+ */
+int rs_profiler_new(const struct rs_prog *orig, const struct rs_profiler_opts *opts,
+		    struct rs_profiler **out);
+void rs_profiler_free(struct rs_profiler *pr);
+/* The instrumented program (maps by id, ready for rs_prog_load / rs_replay_open_prog). */
+const struct rs_prog *rs_profiler_prog(const struct rs_profiler *pr);
+const struct rs_instr_layout *rs_profiler_layout(const struct rs_profiler *pr);
+/* Zero every counter (the countdown is kept). */
+int rs_profiler_reset(struct rs_profiler *pr);
+/*
+ * Read the counters into a profile (top_k keys per site, 0 = 10).  `rp`: read the private
+ * clones of an isolated replay program instead of the profiler's own maps (NULL: own maps).
+ * window_s is left to the caller.
+ */
+int rs_profiler_collect(const struct rs_profiler *pr, const struct rs_replay_prog *rp,
+			size_t top_k, struct rs_profile *prof);
+/* Open the instrumented variant of replay program `a` (its original, fetched from the kernel)
+ * against clones of a's maps, for `respec replay --instrumented`. */
+int rs_profiler_replay_open(const struct rs_replay_prog *a, const struct rs_profiler_opts *opts,
+			    struct rs_profiler **pr, struct rs_replay_prog **b);
+
+/* ---- JSON (instrument/profile_json.c) ---- */
+
+/* Names for the JSON: the program and its maps (may be NULL); btf decodes keys (may be NULL). */
+struct rs_profile_names {
+	const struct rs_prog *prog;	/* map names and key BTF ids come from here */
+	const struct btf *btf;		/* program BTF for decoding keys */
+	const uint32_t *key_type_ids;	/* per map of prog: BTF key type (0 unknown), may be NULL */
+};
+json_t *rs_profile_to_json(const struct rs_profile *p, const struct rs_profile_names *names);
+/* Parse what rs_profile_to_json wrote.  Errors: -RS_ERR_FORMAT naming the JSON path. */
+int rs_profile_from_json(json_t *o, struct rs_profile *p);
+int rs_profile_save(const char *path, const struct rs_profile *p,
+		    const struct rs_profile_names *names);
+int rs_profile_load(const char *path, struct rs_profile *p);
+/* A key as text: BTF-decoded ("{src=10.0.0.1,...}") when possible, else hex. */
+int rs_profile_key_str(const struct btf *btf, uint32_t type_id, const uint8_t *key,
+		       uint32_t size, char *buf, size_t sz);
+
+/* ---- cost windows (instrument/stats_window.c) ---- */
+
+struct rs_stats_window {
+	uint32_t prog_id;
+	int stats_fd;			/* BPF_ENABLE_STATS fd, held only inside the window */
+	int prev_sysctl;		/* kernel.bpf_stats_enabled before (0/1, -1 unknown) */
+	uint64_t run_time_ns0, run_cnt0;
+	uint64_t t0_ns;
+};
+
+struct rs_stats_result {
+	uint64_t run_time_ns, run_cnt;	/* deltas over the window */
+	double ns_per_packet;		/* NaN when no run */
+	double window_s;
+	bool sysctl_restored;		/* kernel.bpf_stats_enabled back at its previous value */
+};
+
+/* Start a window on a live program: enable stats through a BPF_ENABLE_STATS fd, read
+ * run_time_ns / run_cnt. */
+int rs_stats_window_begin(uint32_t prog_id, struct rs_stats_window *w);
+/* Read the deltas and close the stats fd (always, also on error). */
+int rs_stats_window_end(struct rs_stats_window *w, struct rs_stats_result *res);
+/* kernel.bpf_stats_enabled (0/1), or a negative errno. */
+int rs_bpf_stats_sysctl(void);
+
+/* ---- hardware counters (instrument/perf.c) ---- */
+
+enum rs_perf_source {
+	RS_PERF_HW,			/* hardware PMU event (libpfm4 encoding) */
+	RS_PERF_SW,			/* software event fallback (task-clock, cpu-clock) */
+	RS_PERF_NONE,			/* not available */
+};
+
+#define RS_PERF_MAX_EVENTS 8
+
+struct rs_perf_event {
+	char name[32];			/* "cycles", "task-clock", ... */
+	enum rs_perf_source source;
+	uint32_t type;			/* perf_event_attr.type */
+	uint64_t config;
+	int fd;
+	uint64_t value;			/* after rs_perf_stop */
+	char why[96];			/* why a fallback was taken */
+};
+
+struct rs_perf {
+	struct rs_perf_event ev[RS_PERF_MAX_EVENTS];
+	size_t cnt;
+	bool hw;			/* hardware events are counting */
+};
+
+/* perf_event_open as the probe sees it (tests inject failures). */
+typedef int (*rs_perf_open_fn)(void *attr, int pid, int cpu, int group_fd, unsigned long flags);
+void rs_perf_set_open_fn(rs_perf_open_fn fn);	/* NULL restores the real syscall */
+
+/* libpfm4 encoding of a generic hardware event name ("cycles", "instructions",
+ * "branch-misses", "LLC-misses") as perf_event_attr type/config. */
+int rs_perf_encode(const char *name, uint32_t *type, uint64_t *config);
+/*
+ * Open counters for the calling thread (pid 0, any CPU): the four hardware events when a
+ * real perf_event_open of them succeeds, else the software events task-clock and cpu-clock;
+ * each event says its source (and why the fallback).
+ */
+int rs_perf_open(struct rs_perf *p);
+int rs_perf_start(struct rs_perf *p);
+int rs_perf_stop(struct rs_perf *p);	/* reads values */
+void rs_perf_close(struct rs_perf *p);
+const char *rs_perf_source_name(enum rs_perf_source s);	/* "hardware", "software", "none" */
+
+/* ---- map churn (instrument/churn.c) ---- */
+
+struct rs_map_churn {
+	uint32_t map_idx;		/* in the program's maps[] */
+	uint32_t map_id;
+	uint64_t writes;		/* user-space writes seen during the window */
+	double updates_per_s;
+};
+
+/* Sample the watcher's write counts of every map of `prog` (begin), then compute rates
+ * (end) over window_s.  `churn` has prog->map_cnt entries. */
+int rs_churn_begin(struct rs_guard *g, const struct rs_prog *prog, struct rs_map_churn *churn);
+int rs_churn_end(struct rs_guard *g, const struct rs_prog *prog, double window_s,
+		 struct rs_map_churn *churn);
+
 #endif /* RS_INSTRUMENT_H */

@@ -196,4 +196,108 @@ void rs_opt_result_free(struct rs_opt_result *res);
 /* Names of the passes in pipeline order, NULL-terminated. */
 const char *const *rs_pass_names(void);
 
+/* ==== profiling: the instrumented variant (optimizer/instrumented.c, docs/profile.md) ====
+ *
+ * rs_instrument() rewrites a program into a variant that samples 1 in N packets at random and,
+ * on those, records the key of every map lookup site and counts taken / not-taken for every
+ * conditional branch of the main program.  Shape:
+ *
+ *     entry:  countdown = ctl.countdown - 1 (direct value load of the control map); store it;
+ *             if countdown > 0 -> ORIG (5 instructions on the non-sampled path)
+ *             else: ctl.countdown = 1 + prandom % (2N - 1) (mean N), ctl.sampled++ -> PROF
+ *     ORIG:   the original main body, unchanged
+ *     PROF:   a copy of the main body; before each lookup call its key (r2, key_size bytes) is
+ *             counted in the site's PERCPU_HASH (key -> u64); each conditional jump bumps a
+ *             taken or a not-taken counter in the control map on its way out
+ *     subprograms (unchanged, shared by both copies: sites and branches inside them are not
+ *             recorded)
+ *
+ * Registers are preserved: r1/r2 are spilled around the recording helper calls and branch
+ * counters use dead registers or spill live ones, always to stack slots below the program's
+ * own stack (stack_depth).  The maps respec adds have id 0 and no init_value: whoever loads
+ * the variant creates them (instrument/profile.c) and sets their ids.
+ */
+#define RS_PROF_DEFAULT_RATE	64	/* 1 in N packets take the instrumented copy */
+#define RS_PROF_DEFAULT_KEYS	4096	/* distinct keys counted per site (per-CPU hash size) */
+#define RS_PROF_CTL_NAME	"rs_prof_ctl"
+#define RS_PROF_SITE_PREFIX	"rs_prof_k"	/* + original insn index */
+
+/* Value of the control map (ARRAY, one entry); branch counters follow it. */
+struct rs_prof_ctl {
+	int32_t countdown;		/* packets left before the next sample */
+	uint32_t rate;			/* N, for readers */
+	uint64_t sampled;		/* packets that took the instrumented copy */
+	uint64_t key_overflow;		/* keys not counted: a site's hash was full */
+	uint64_t reserved;
+	/* then per branch b: uint64_t taken, not_taken at RS_PROF_BR_OFF(b) */
+};
+#define RS_PROF_BR_OFF(b)	(sizeof(struct rs_prof_ctl) + 16 * (size_t)(b))
+
+struct rs_instr_opts {
+	size_t sz;
+	uint32_t sample_rate;		/* 1 in N (default RS_PROF_DEFAULT_RATE; 1 = every packet) */
+	uint32_t key_slots;		/* per-site hash size (default RS_PROF_DEFAULT_KEYS) */
+	int32_t stack_depth;		/* main's stack depth as the verifier reports it; <= 0:
+					 * computed from the instructions */
+	bool no_keys;			/* branch counts only */
+	bool no_branches;		/* key counts only */
+};
+#define rs_instr_opts__last_field no_branches
+
+struct rs_instr_site {
+	uint32_t insn;			/* ORIGINAL index of the lookup call */
+	uint32_t map_idx;		/* map looked up (index into the input's maps[]) */
+	uint32_t key_size;
+	uint32_t count_map_idx;		/* its PERCPU_HASH key -> u64 in the output's maps[] */
+};
+
+struct rs_instr_branch {
+	uint32_t insn;			/* ORIGINAL index of the conditional jump */
+	uint32_t slot;			/* counters at RS_PROF_BR_OFF(slot) of the control value */
+};
+
+struct rs_instr_layout {
+	uint32_t ctl_map_idx;		/* control map in the output's maps[] */
+	uint32_t ctl_value_size;
+	uint32_t sample_rate;
+	uint32_t stack_depth;		/* main's depth used (spill slots start below it) */
+	struct rs_instr_site *sites;
+	size_t site_cnt;
+	struct rs_instr_branch *branches;
+	size_t branch_cnt;
+	size_t skipped_sites;		/* lookups whose map could not be resolved */
+	size_t skipped_branches;	/* no scratch register could be freed */
+};
+
+/*
+ * Build the instrumented variant of `prog` into `out` (initialized or holding a program) and
+ * describe where everything is recorded in `layout`.  Pure.  Errors: -EINVAL (bad program,
+ * options), -E2BIG (stack or map limits), -EOPNOTSUPP (a branch to the first instruction),
+ * -ENOMEM, -RS_ERR_RANGE, with rs_warn naming the program and instruction.
+ */
+int rs_instrument(const struct rs_prog *prog, const struct rs_instr_opts *opts,
+		  struct rs_prog *out, struct rs_instr_layout *layout);
+void rs_instr_layout_free(struct rs_instr_layout *l);
+/* Stack depth of the main program from its instructions (fp-relative accesses, rounded to 8). */
+uint32_t rs_prog_main_stack_depth(const struct rs_prog *prog);
+
+/*
+ * Build an rs_profile from raw counts (pure; instrument/profile.c reads the maps):
+ * for site i, keys[i] holds cnt[i] distinct keys of layout->sites[i].key_size bytes with
+ * their counts; the top `top_k` (0 = 10) are kept, most frequent first, ties by key bytes.
+ * `ctl` is the control map value (sampled packets and branch counters).
+ */
+struct rs_site_counts {
+	const uint8_t *keys;
+	const uint64_t *counts;
+	size_t cnt;
+};
+int rs_profile_from_counts(const struct rs_instr_layout *layout,
+			   const struct rs_site_counts *sites, const uint8_t *ctl,
+			   size_t top_k, struct rs_profile *prof);
+/* Share of a site's lookups a key has (0 when the site saw none). */
+double rs_site_key_share(const struct rs_site_profile *s, size_t i);
+/* Probability that the branch at `b` was taken (NaN when never executed). */
+double rs_branch_taken_prob(const struct rs_branch_profile *b);
+
 #endif /* RS_OPTIMIZER_H */

@@ -7,7 +7,10 @@
  *
  *   respec replay PROG|OBJ --pcap FILE [--scenario FILE] [--against PROG|OBJ] [--prog NAME]
  *                 [--against-prog NAME] [--max-divergences N] [--mask MAP:OFF:LEN]...
- *                 [--no-timing] [--rounds N]
+ *                 [--no-timing] [--rounds N] [--instrumented [--rate N]] [-j]
+ *
+ * --instrumented (docs/profile.md): B is the instrumented variant of A (instrument/profile.c),
+ * and the profile it collected over the trace is reported under "profile".
  */
 #include <errno.h>
 #include <math.h>
@@ -18,6 +21,7 @@
 
 #include "agent/agent.h"
 #include "instrument/instrument.h"
+#include "optimizer/optimizer.h"
 #include "tools/main.h"
 
 #define MAX_MASKS 64
@@ -38,6 +42,8 @@ struct replay_args {
 	size_t mask_cnt;
 	bool no_timing;
 	unsigned int rounds;
+	bool instrumented;		/* B = instrumented variant of A */
+	uint32_t rate;			/* its sampling rate (0: default) */
 };
 
 static int replay_help(void)
@@ -46,11 +52,14 @@ static int replay_help(void)
 		"Usage: %s replay PROG|OBJ --pcap FILE [--scenario FILE] [--against PROG|OBJ]\n"
 		"                 [--prog NAME] [--against-prog NAME] [--max-divergences N]\n"
 		"                 [--mask MAP:OFF:LEN]... [--no-timing] [--rounds N]\n"
+		"                 [--instrumented [--rate N]] [-j]\n"
 		"       %s replay help\n\n"
 		"Runs the program over every packet of the pcap in isolation (fresh maps for OBJ,\n"
 		"clones of the live maps for PROG), compares it with --against packet by packet\n"
 		"(verdict, output bytes) and by map contents, and times both (trace driver for XDP,\n"
-		"single runs for TC).  Exit 1 when the programs diverge.\n\n"
+		"single runs for TC).  Exit 1 when the programs diverge.\n"
+		"--instrumented compares A with its profiling variant (1 in --rate N packets\n"
+		"sampled) and reports the profile it collected.\n\n"
 		"OBJ  := path of a BPF ELF object (first XDP/TC program, or --prog NAME;\n"
 		"        --against-prog NAME for the --against object, default --prog)\n"
 		"PROG := { id ID | pinned PATH | tag TAG | name NAME |\n"
@@ -99,6 +108,16 @@ static int parse_args(int argc, char **argv, struct replay_args *ra)
 			ra->no_timing = true;
 			continue;
 		}
+		if (!strcmp(o, "--instrumented")) {
+			ra->instrumented = true;
+			continue;
+		}
+		if (!strcmp(o, "-j") || !strcmp(o, "--json") || !strcmp(o, "-p") ||
+		    !strcmp(o, "--pretty")) {
+			json_output = true;
+			pretty_output |= o[1] == 'p' || o[2] == 'p';
+			continue;
+		}
 		if (!strcmp(o, "--against")) {
 			err = parse_target(argc, argv, &i, &ra->b);
 			if (err)
@@ -117,6 +136,12 @@ static int parse_args(int argc, char **argv, struct replay_args *ra)
 			ra->prog_name = v;
 		} else if (!strcmp(o, "--against-prog")) {
 			ra->against_prog = v;
+		} else if (!strcmp(o, "--rate")) {
+			unsigned long n = strtoul(v, &end, 10);
+
+			if (*end || !*v || !n || n > (1u << 30))
+				return usage_err("replay", "--rate: '%s' is not a number in 1..2^30", v);
+			ra->rate = (uint32_t)n;
 		} else if (!strcmp(o, "--max-divergences") || !strcmp(o, "--rounds")) {
 			unsigned long n = strtoul(v, &end, 10);
 
@@ -138,6 +163,10 @@ static int parse_args(int argc, char **argv, struct replay_args *ra)
 	}
 	if (!ra->pcap)
 		return usage_err("replay", "--pcap FILE is required");
+	if (ra->instrumented && ra->has_b)
+		return usage_err("replay", "--instrumented and --against exclude each other");
+	if (ra->rate && !ra->instrumented)
+		return usage_err("replay", "--rate needs --instrumented");
 	return 0;
 }
 
@@ -265,7 +294,8 @@ static json_t *stat_json(const struct rs_timing_stat *s)
 
 static void report_json(const struct replay_args *ra, struct rs_replay_prog *a,
 			struct rs_replay_prog *b, const struct rs_replay_result *res,
-			const struct rs_timing_result *tm, bool timed, const char *why_not)
+			const struct rs_timing_result *tm, bool timed, const char *why_not,
+			json_t *profile)
 {
 	json_t *o = json_object(), *list = json_array(), *v, *ns;
 	uint32_t type = rs_replay_prog_type(a);
@@ -310,6 +340,8 @@ static void report_json(const struct replay_args *ra, struct rs_replay_prog *a,
 		json_object_set_new(o, "ratio", json_null());
 		json_object_set_new(o, "driver_ns", json_null());
 	}
+	if (profile)
+		json_object_set(o, "profile", profile);
 	json_print(o);
 }
 
@@ -359,6 +391,45 @@ static void report_text(const struct replay_args *ra, struct rs_replay_prog *a,
 	       tm->driver.min, tm->driver.max);
 }
 
+/* The profile the instrumented variant `b` collected, as JSON (NULL on error). */
+static json_t *instrumented_profile(const struct rs_profiler *pr, struct rs_replay_prog *b)
+{
+	struct rs_profile_names nm = { .prog = rs_profiler_prog(pr) };
+	struct rs_profile prof;
+	json_t *o;
+
+	if (rs_profiler_collect(pr, b, 10, &prof)) {
+		p_err("%s: reading the profile failed", rs_replay_origin(b));
+		return NULL;
+	}
+	o = rs_profile_to_json(&prof, &nm);
+	rs_profile_free(&prof);
+	return o;
+}
+
+static void print_profile_summary(json_t *profile)
+{
+	json_t *sites = json_object_get(profile, "sites"), *s;
+	size_t i;
+
+	printf("profile: %lld sampled packets (1 in %lld), %zu lookup sites, %zu branches "
+	       "(-j for all of it)\n",
+	       (long long)json_integer_value(json_object_get(profile, "packets")),
+	       (long long)json_integer_value(json_object_get(profile, "sample_rate")),
+	       json_array_size(sites), json_array_size(json_object_get(profile, "branches")));
+	json_array_foreach(sites, i, s) {
+		json_t *k0 = json_array_get(json_object_get(s, "keys"), 0);
+
+		printf("  insn %-5lld %-16s %8lld lookups, %zu keys, top %s (%.1f%%)\n",
+		       (long long)json_integer_value(json_object_get(s, "insn")),
+		       json_string_value(json_object_get(s, "map")) ?: "?",
+		       (long long)json_integer_value(json_object_get(s, "lookups")),
+		       json_array_size(json_object_get(s, "keys")),
+		       k0 ? json_string_value(json_object_get(k0, "key")) : "-",
+		       k0 ? 100 * json_real_value(json_object_get(k0, "share")) : 0.0);
+	}
+}
+
 int do_replay(int argc, char **argv)
 {
 	struct replay_args ra = { .max_div = 10 };
@@ -367,6 +438,8 @@ int do_replay(int argc, char **argv)
 	struct rs_replay_result res = {};
 	struct rs_scenario *sc = NULL;
 	struct rs_trace tr = {};
+	struct rs_profiler *pr = NULL;
+	json_t *profile = NULL;
 	const char *why_not = "--no-timing";
 	bool timed = false;
 	int err, ret = RS_EXIT_FAIL;
@@ -386,6 +459,12 @@ int do_replay(int argc, char **argv)
 	}
 	if (open_one(&ra.a, ra.prog_name, sc, &a))
 		goto out;
+	if (ra.instrumented) {
+		struct rs_profiler_opts po = { .sz = sizeof(po), .sample_rate = ra.rate };
+
+		if (rs_profiler_replay_open(a, &po, &pr, &b))
+			goto out;
+	}
 	if (ra.has_b) {
 		if (open_one(&ra.b, ra.against_prog ?: ra.prog_name, sc, &b))
 			goto out;
@@ -404,6 +483,12 @@ int do_replay(int argc, char **argv)
 		if (rs_replay_compare(a, b, &tr, &ro, &res))
 			goto out;
 	}
+	if (pr) {
+		/* one pass over the trace: collect before timing runs add more */
+		profile = instrumented_profile(pr, b);
+		if (!profile)
+			goto out;
+	}
 	if (!ra.no_timing) {
 		struct rs_timing_opts to = { .sz = sizeof(to), .rounds = ra.rounds,
 					     .progress = progress };
@@ -417,11 +502,15 @@ int do_replay(int argc, char **argv)
 			why_not = "timing failed";
 	}
 	if (json_output)
-		report_json(&ra, a, b, &res, &tm, timed, why_not);
+		report_json(&ra, a, b, &res, &tm, timed, why_not, profile);
 	else
 		report_text(&ra, a, b, &res, &tm, timed, why_not);
+	if (profile && !json_output)
+		print_profile_summary(profile);
 	ret = res.divergences ? RS_EXIT_FAIL : RS_EXIT_OK;
 out:
+	json_decref(profile);
+	rs_profiler_free(pr);
 	rs_replay_result_free(&res);
 	rs_replay_close(b);
 	rs_replay_close(a);

@@ -1,0 +1,354 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * profile.c - the kernel side of profiling: turn a program into its instrumented variant
+ * (optimizer/instrumented.c), create the maps the variant records into, and read them back
+ * into a struct rs_profile (hot keys per lookup site, branch counts, sampled packets).
+ *
+ * The variant's own maps (control array, one per-CPU hash per lookup site) have id 0 in the
+ * rewritten program; they are created here and their ids filled in, so the program loads with
+ * rs_prog_load() or as a replay program (whose clones of them are read instead).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "agent/agent.h"
+#include "instrument/instrument.h"
+#include "optimizer/optimizer.h"
+
+#define VERIFIER_LOG_SIZE (1 << 16)
+
+struct rs_profiler {
+	struct rs_prog prog;		/* the instrumented variant, maps by id */
+	struct rs_instr_layout layout;
+	int *fds;			/* per map of prog: fd of the maps made here, else -1 */
+	size_t fd_cnt;
+};
+
+const struct rs_prog *rs_profiler_prog(const struct rs_profiler *pr) { return &pr->prog; }
+const struct rs_instr_layout *rs_profiler_layout(const struct rs_profiler *pr)
+{
+	return &pr->layout;
+}
+
+void rs_profiler_free(struct rs_profiler *pr)
+{
+	size_t i;
+
+	if (!pr)
+		return;
+	for (i = 0; i < pr->fd_cnt; i++)
+		if (pr->fds[i] >= 0)
+			close(pr->fds[i]);
+	free(pr->fds);
+	rs_instr_layout_free(&pr->layout);
+	rs_prog_free(&pr->prog);
+	free(pr);
+}
+
+/* Stack depth of the main program as the verifier reports it ("stack depth 40+0"), or 0. */
+static int32_t verifier_stack_depth(const struct rs_prog *orig)
+{
+	char *log = calloc(1, VERIFIER_LOG_SIZE), *p;
+	int32_t depth = 0;
+	int fd;
+
+	if (!log)
+		return 0;
+	{
+		struct rs_load_opts lo = { .sz = sizeof(lo), .log_buf = log,
+					   .log_size = VERIFIER_LOG_SIZE,
+					   .log_level = 4 /* BPF_LOG_STATS */ };
+
+		fd = rs_prog_load(orig, &lo);
+	}
+	if (fd >= 0) {
+		close(fd);
+		p = strstr(log, "stack depth ");
+		if (p)
+			depth = (int32_t)strtol(p + strlen("stack depth "), NULL, 10);
+	} else {
+		rs_info("prog %u (%s): stack depth from the verifier: %s; using the static one",
+			orig->id, orig->name, rs_strerror(fd));
+	}
+	free(log);
+	return depth;
+}
+
+static int create_maps(struct rs_profiler *pr)
+{
+	size_t i;
+
+	pr->fds = malloc((pr->prog.map_cnt + 1) * sizeof(*pr->fds));
+	if (!pr->fds)
+		return -ENOMEM;
+	pr->fd_cnt = pr->prog.map_cnt;
+	for (i = 0; i < pr->fd_cnt; i++)
+		pr->fds[i] = -1;
+	for (i = 0; i < pr->prog.map_cnt; i++) {
+		struct rs_map_ref *m = &pr->prog.maps[i];
+		LIBBPF_OPTS(bpf_map_create_opts, co, .map_flags = m->flags);
+		struct bpf_map_info info = {};
+		uint32_t len = sizeof(info);
+		int fd, err;
+
+		if (m->id || m->init_value)
+			continue;
+		fd = bpf_map_create(m->type, m->name, m->key_size, m->value_size,
+				    m->max_entries, &co);
+		if (fd < 0) {
+			err = -errno;
+			rs_warn("prog %s: creating profile map %s: %s", pr->prog.name, m->name,
+				rs_strerror(err));
+			return err;
+		}
+		pr->fds[i] = fd;
+		if (bpf_obj_get_info_by_fd(fd, &info, &len))
+			return -errno;
+		m->id = info.id;
+	}
+	return 0;
+}
+
+int rs_profiler_new(const struct rs_prog *orig, const struct rs_profiler_opts *opts,
+		    struct rs_profiler **out)
+{
+	RS_OPTS(rs_instr_opts, io,
+		.sample_rate = RS_OPTS_GET(opts, sample_rate, 0),
+		.key_slots = RS_OPTS_GET(opts, key_slots, 0));
+	struct rs_profiler *pr;
+	int err;
+
+	*out = NULL;
+	pr = calloc(1, sizeof(*pr));
+	if (!pr)
+		return -ENOMEM;
+	rs_prog_init(&pr->prog);
+	if (!RS_OPTS_GET(opts, no_verifier_depth, false)) {
+		int32_t vd = verifier_stack_depth(orig);
+		uint32_t sd = rs_prog_main_stack_depth(orig);
+
+		io.stack_depth = vd > (int32_t)sd ? vd : (int32_t)sd;
+	}
+	err = rs_instrument(orig, &io, &pr->prog, &pr->layout);
+	if (err)
+		goto err;
+	snprintf(pr->prog.name, sizeof(pr->prog.name), "%s", orig->name);
+	err = create_maps(pr);
+	if (err)
+		goto err;
+	rs_info("prog %u (%s): instrumented variant: %zu insns (original %zu), %zu lookup sites, "
+		"%zu branches, 1 in %u packets, stack depth %u", orig->id, orig->name,
+		pr->prog.insn_cnt, orig->insn_cnt, pr->layout.site_cnt, pr->layout.branch_cnt,
+		pr->layout.sample_rate, pr->layout.stack_depth);
+	*out = pr;
+	return 0;
+err:
+	rs_profiler_free(pr);
+	return err;
+}
+
+/* fd of map i of the variant: the replay clone (by name) or our own. */
+static int map_fd(const struct rs_profiler *pr, const struct rs_replay_prog *rp, uint32_t i)
+{
+	if (i >= pr->prog.map_cnt)
+		return -EINVAL;
+	if (rp)
+		return rs_replay_map_fd(rp, pr->prog.maps[i].name);
+	return pr->fds[i] >= 0 ? pr->fds[i] : -ENOENT;
+}
+
+int rs_profiler_reset(struct rs_profiler *pr)
+{
+	const struct rs_instr_layout *l = &pr->layout;
+	uint8_t *ctl;
+	uint32_t zero = 0;
+	size_t i;
+	int fd, err = 0;
+
+	fd = map_fd(pr, NULL, l->ctl_map_idx);
+	ctl = calloc(1, l->ctl_value_size);
+	if (fd < 0 || !ctl) {
+		free(ctl);
+		return fd < 0 ? fd : -ENOMEM;
+	}
+	if (!bpf_map_lookup_elem(fd, &zero, ctl)) {
+		struct rs_prof_ctl *h = (void *)ctl;
+		int32_t cd = h->countdown;
+
+		memset(ctl, 0, l->ctl_value_size);
+		h->countdown = cd;
+		h->rate = l->sample_rate;
+	}
+	if (bpf_map_update_elem(fd, &zero, ctl, BPF_ANY))
+		err = -errno;
+	free(ctl);
+	for (i = 0; i < l->site_cnt && !err; i++) {
+		const struct rs_instr_site *s = &l->sites[i];
+		uint8_t key[512], next[512];
+
+		fd = map_fd(pr, NULL, s->count_map_idx);
+		if (fd < 0)
+			return fd;
+		while (!bpf_map_get_next_key(fd, NULL, next)) {
+			memcpy(key, next, s->key_size);
+			if (bpf_map_delete_elem(fd, key))
+				break;
+		}
+	}
+	return err;
+}
+
+/* Every key of a per-CPU u64 hash with its count summed over CPUs. */
+static int read_counts(int fd, uint32_t key_size, uint8_t **keys, uint64_t **counts, size_t *n)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	size_t cap = 0, cnt = 0;
+	uint8_t key[512], next[512];
+	uint64_t *vals;
+	bool first = true;
+	int err = 0, c;
+
+	*keys = NULL;
+	*counts = NULL;
+	*n = 0;
+	if (ncpu < 1)
+		return ncpu < 0 ? ncpu : -EINVAL;
+	vals = calloc(ncpu, sizeof(*vals));
+	if (!vals)
+		return -ENOMEM;
+	while (!bpf_map_get_next_key(fd, first ? NULL : key, next)) {
+		uint64_t sum = 0;
+
+		first = false;
+		memcpy(key, next, key_size);
+		if (bpf_map_lookup_elem(fd, key, vals))
+			continue;
+		for (c = 0; c < ncpu; c++)
+			sum += vals[c];
+		if (cnt == cap) {
+			size_t nc = cap ? 2 * cap : 256;
+			uint8_t *nk = realloc(*keys, nc * key_size);
+			uint64_t *nv;
+
+			if (!nk) {
+				err = -ENOMEM;
+				break;
+			}
+			*keys = nk;
+			nv = realloc(*counts, nc * sizeof(*nv));
+			if (!nv) {
+				err = -ENOMEM;
+				break;
+			}
+			*counts = nv;
+			cap = nc;
+		}
+		memcpy(*keys + cnt * key_size, key, key_size);
+		(*counts)[cnt++] = sum;
+	}
+	free(vals);
+	*n = cnt;
+	return err;
+}
+
+int rs_profiler_collect(const struct rs_profiler *pr, const struct rs_replay_prog *rp,
+			size_t top_k, struct rs_profile *prof)
+{
+	const struct rs_instr_layout *l = &pr->layout;
+	struct rs_site_counts *sc;
+	uint8_t *ctl = NULL;
+	uint32_t zero = 0;
+	size_t i;
+	int fd, err;
+
+	memset(prof, 0, sizeof(*prof));
+	sc = calloc(l->site_cnt + 1, sizeof(*sc));
+	ctl = calloc(1, l->ctl_value_size);
+	if (!sc || !ctl) {
+		err = -ENOMEM;
+		goto out;
+	}
+	fd = map_fd(pr, rp, l->ctl_map_idx);
+	if (fd < 0 || bpf_map_lookup_elem(fd, &zero, ctl)) {
+		err = fd < 0 ? fd : -errno;
+		rs_warn("prog %s: reading the profile control map: %s", pr->prog.name,
+			rs_strerror(err));
+		goto out;
+	}
+	for (i = 0; i < l->site_cnt; i++) {
+		uint8_t *keys;
+		uint64_t *counts;
+
+		fd = map_fd(pr, rp, l->sites[i].count_map_idx);
+		if (fd < 0) {
+			err = fd;
+			goto out;
+		}
+		err = read_counts(fd, l->sites[i].key_size, &keys, &counts, &sc[i].cnt);
+		sc[i].keys = keys;
+		sc[i].counts = counts;
+		if (err)
+			goto out;
+	}
+	err = rs_profile_from_counts(l, sc, ctl, top_k, prof);
+	if (!err && ((struct rs_prof_ctl *)ctl)->key_overflow)
+		rs_info("prog %s: %llu keys not counted (a site's hash of %u keys was full)",
+			pr->prog.name,
+			(unsigned long long)((struct rs_prof_ctl *)ctl)->key_overflow,
+			RS_PROF_DEFAULT_KEYS);
+out:
+	for (i = 0; sc && i < l->site_cnt; i++) {
+		free((void *)sc[i].keys);
+		free((void *)sc[i].counts);
+	}
+	free(sc);
+	free(ctl);
+	return err;
+}
+
+int rs_profiler_replay_open(const struct rs_replay_prog *a, const struct rs_profiler_opts *opts,
+			    struct rs_profiler **pr, struct rs_replay_prog **b)
+{
+	struct bpf_prog_info info = {};
+	uint32_t len = sizeof(info);
+	struct rs_lift_report rep = {};
+	struct rs_prog orig;
+	int err;
+
+	*pr = NULL;
+	*b = NULL;
+	rs_prog_init(&orig);
+	if (bpf_obj_get_info_by_fd(rs_replay_fd(a), &info, &len))
+		return -errno;
+	err = rs_fetch_original(info.id, &orig, &rep);
+	if (err) {
+		rs_warn("%s: no original bytecode to instrument: %s%s%s", rs_replay_origin(a),
+			rs_strerror(err), *rep.msg ? ": " : "", rep.msg);
+		goto out;
+	}
+	if (!orig.id)
+		orig.id = info.id;
+	err = rs_profiler_new(&orig, opts, pr);
+	if (err)
+		goto out;
+	{
+		struct rs_replay_open_opts oo = { .sz = sizeof(oo) };
+
+		err = rs_replay_open_prog(rs_profiler_prog(*pr), &oo, b);
+	}
+	if (err) {
+		rs_warn("%s: the instrumented variant did not load: %s", rs_replay_origin(a),
+			rs_strerror(err));
+		rs_profiler_free(*pr);
+		*pr = NULL;
+	}
+out:
+	rs_prog_free(&orig);
+	return err;
+}
