@@ -197,6 +197,18 @@ static inline size_t t_count_lookups(const struct rs_prog *p)
 	return n;
 }
 
+/* print a program (debugging a failing test) */
+static inline void t_dump(const struct rs_prog *p)
+{
+	char buf[128];
+	size_t i;
+
+	for (i = 0; i < p->insn_cnt; i += rs_insn_width(&p->insns[i])) {
+		rs_insn_snprint(buf, sizeof(buf), p->insns, p->insn_cnt, i);
+		fprintf(stderr, "%4zu: %s\n", i, buf);
+	}
+}
+
 /* ---- interpreter ----------------------------------------------------------------------- */
 
 /* pointer encoding: region << 40 | offset; region 1 = stack, 2 + m = map m's entry

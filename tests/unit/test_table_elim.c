@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * test_table_elim.c - the table_elim pass: empty key-stable maps answer "not found" without
+ * the helper, small value-stable hash maps become a compare chain with the default "not
+ * found" and values in the constant pool; refusals (incomplete snapshot, unstable map, value
+ * pointer written, too many entries) leave the program alone.  Rewritten programs are
+ * interpreted against the snapshot and must return what the original returns.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "tests/unit/mappass_testlib.h"
+
+#define MISS_RET 7777
+
+static void prog_u32(struct tctx *t, int map)
+{
+	const struct bpf_insn in[] = {
+		STX_MEM(BPF_W, 10, 1, -4),
+		MOV64_REG(2, 10),
+		ALU64_IMM(BPF_ADD, 2, -4),
+		LD_IMM64_LO(1, BPF_PSEUDO_MAP_IDX, map), LD_IMM64_HI(0),
+		CALL_HELPER(BPF_FUNC_map_lookup_elem),
+		JMP_IMM(BPF_JEQ, 0, 0, 2),
+		LDX_MEM(BPF_W, 0, 0, 0),
+		EXIT(),
+		MOV64_IMM(0, MISS_RET),
+		EXIT(),
+	};
+
+	t_set_insns(t, in, RS_ARRAY_SIZE(in));
+}
+
+static void check_equiv(struct tctx *t, const uint64_t *inputs, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		uint64_t a = t_exec(t, &t->orig, inputs[i], NULL);
+		uint64_t b = t_exec(t, &t->ctx.prog, inputs[i], NULL);
+
+		if (a != b)
+			fail_msg("input %llu: original %llu, optimized %llu",
+				 (unsigned long long)inputs[i], (unsigned long long)a,
+				 (unsigned long long)b);
+	}
+}
+
+static void test_empty(void **state)
+{
+	uint64_t in[] = { 0, 1, 42 };
+	struct tctx t;
+	size_t i;
+	int m;
+
+	(void)state;
+	t_init(&t);
+	m = t_map(&t, BPF_MAP_TYPE_HASH, 4, 4, 64, RS_MAP_STABLE_KEYS);
+	prog_u32(&t, m);
+	t_site(&t, 5, (uint32_t)m, false, false, 0);	/* key and pointer use do not matter */
+	assert_int_equal(t_run(&t, &rs_pass_table_elim), 0);
+	assert_int_equal(t_remarks(&t, RS_REMARK_APPLIED), 1);
+	assert_true(t.guarded[m]);
+	assert_int_equal(t_count_lookups(&t.ctx.prog), 0);
+	check_equiv(&t, in, RS_ARRAY_SIZE(in));
+	/* the null check folded into a jump */
+	for (i = 0; i < t.ctx.prog.insn_cnt; i++)
+		assert_false(rs_insn_is_cond_jmp(&t.ctx.prog.insns[i]));
+	t_free(&t);
+}
+
+static void test_empty_lpm(void **state)
+{
+	const struct bpf_insn in[] = {
+		ST_MEM(BPF_W, 10, -8, 32),
+		STX_MEM(BPF_W, 10, 1, -4),
+		MOV64_REG(2, 10),
+		ALU64_IMM(BPF_ADD, 2, -8),
+		LD_IMM64_LO(1, BPF_PSEUDO_MAP_IDX, 0), LD_IMM64_HI(0),
+		CALL_HELPER(BPF_FUNC_map_lookup_elem),
+		JMP_IMM(BPF_JNE, 0, 0, 2),
+		MOV64_IMM(0, MISS_RET),
+		EXIT(),
+		LDX_MEM(BPF_W, 0, 0, 0),
+		EXIT(),
+	};
+	uint64_t inputs[] = { 5, 0x0a000001 };
+	struct tctx t;
+	int m;
+
+	(void)state;
+	t_init(&t);
+	m = t_map(&t, BPF_MAP_TYPE_LPM_TRIE, 8, 4, 64, RS_MAP_STABLE_VALUES);
+	t_set_insns(&t, in, RS_ARRAY_SIZE(in));
+	t_site(&t, 6, (uint32_t)m, true, true, -8);
+	assert_int_equal(t_run(&t, &rs_pass_table_elim), 0);
+	assert_int_equal(t_count_lookups(&t.ctx.prog), 0);
+	check_equiv(&t, inputs, RS_ARRAY_SIZE(inputs));
+	t_free(&t);
+}
+
+static void test_refusals(void **state)
+{
+	uint32_t k = 3, v = 4;
+	struct tctx t;
+	int m;
+
+	(void)state;
+	/* incomplete snapshot: an empty read proves nothing */
+	t_init(&t);
+	m = t_map(&t, BPF_MAP_TYPE_HASH, 4, 4, 64, RS_MAP_STABLE_VALUES);
+	t.ms[m].complete = false;
+	prog_u32(&t, m);
+	t_site(&t, 5, (uint32_t)m, true, true, -4);
+	assert_int_equal(t_run(&t, &rs_pass_table_elim), 0);
+	assert_int_equal(t_count_lookups(&t.ctx.prog), 1);
+	assert_int_equal(t_remarks(&t, RS_REMARK_MISSED), 1);
+	assert_false(t.guarded[m]);
+	t_free(&t);
+
+	/* unstable (the program or another one writes it) */
+	t_init(&t);
+	m = t_map(&t, BPF_MAP_TYPE_HASH, 4, 4, 64, RS_MAP_UNSTABLE);
+	prog_u32(&t, m);
+	t_site(&t, 5, (uint32_t)m, true, true, -4);
+	assert_int_equal(t_run(&t, &rs_pass_table_elim), 0);
+	assert_int_equal(t_count_lookups(&t.ctx.prog), 1);
+	assert_false(t.guarded[m]);
+	t_free(&t);
+
+	/* small table, but the value pointer is written through */
+	t_init(&t);
+	m = t_map(&t, BPF_MAP_TYPE_HASH, 4, 4, 64, RS_MAP_STABLE_VALUES);
+	t_entry(&t, m, &k, &v);
+	prog_u32(&t, m);
+	t_site(&t, 5, (uint32_t)m, false, true, -4);
+	assert_int_equal(t_run(&t, &rs_pass_table_elim), 0);
+	assert_int_equal(t_count_lookups(&t.ctx.prog), 1);
+	assert_int_equal(t_remarks(&t, RS_REMARK_MISSED), 1);
+	t_free(&t);
+
+	/* small table of a key-stable map: values may change */
+	t_init(&t);
+	m = t_map(&t, BPF_MAP_TYPE_HASH, 4, 4, 64, RS_MAP_STABLE_KEYS);
+	t_entry(&t, m, &k, &v);
+	prog_u32(&t, m);
+	t_site(&t, 5, (uint32_t)m, true, true, -4);
+	assert_int_equal(t_run(&t, &rs_pass_table_elim), 0);
+	assert_int_equal(t_count_lookups(&t.ctx.prog), 1);
+	t_free(&t);
+}
+
+static void test_small(void **state)
+{
+	uint64_t in[] = { 1, 2, 3, 4, 5, 6, 0, 100, 0xffffffff };
+	uint32_t k, v;
+	struct tctx t;
+	size_t i;
+	int m, pool = -1;
+
+	(void)state;
+	t_init(&t);
+	m = t_map(&t, BPF_MAP_TYPE_HASH, 4, 4, 64, RS_MAP_STABLE_VALUES);
+	for (k = 1; k <= 5; k++) {
+		v = 1000 + k;
+		t_entry(&t, m, &k, &v);
+	}
+	prog_u32(&t, m);
+	t_site(&t, 5, (uint32_t)m, true, true, -4);
+	assert_int_equal(t_run(&t, &rs_pass_table_elim), 0);
+	assert_int_equal(t_remarks(&t, RS_REMARK_APPLIED), 1);
+	assert_int_equal(t_count_lookups(&t.ctx.prog), 0);
+	assert_true(t.guarded[m]);
+	check_equiv(&t, in, RS_ARRAY_SIZE(in));
+	for (i = 0; i < t.ctx.prog.map_cnt; i++)
+		if (t.ctx.prog.maps[i].init_value)
+			pool = (int)i;
+	assert_true(pool >= 0);
+	assert_true(t.ctx.prog.maps[pool].value_size >= 5 * 4);
+	t_free(&t);
+}
+
+static void test_too_big(void **state)
+{
+	uint32_t k, v = 1;
+	struct tctx t;
+	int m;
+
+	(void)state;
+	t_init(&t);
+	t.opts.small_table_max = 4;
+	m = t_map(&t, BPF_MAP_TYPE_HASH, 4, 4, 64, RS_MAP_STABLE_VALUES);
+	for (k = 1; k <= 5; k++)
+		t_entry(&t, m, &k, &v);
+	prog_u32(&t, m);
+	t_site(&t, 5, (uint32_t)m, true, true, -4);
+	assert_int_equal(t_run(&t, &rs_pass_table_elim), 0);
+	assert_int_equal(t_count_lookups(&t.ctx.prog), 1);
+	assert_int_equal(t_remarks(&t, RS_REMARK_APPLIED), 0);
+	t_free(&t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_empty),
+		cmocka_unit_test(test_empty_lpm),
+		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_small),
+		cmocka_unit_test(test_too_big),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
