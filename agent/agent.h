@@ -338,7 +338,8 @@ struct rs_guard;
 struct rs_guard_opts {
 	size_t sz;
 	const char *pin_dir;		/* pin maps + links here (RS_GUARD_PIN_DIR); NULL: none */
-	uint32_t max_slots;		/* watched maps at most (default 1024; pinned: theirs) */
+	uint32_t max_slots;		/* watched maps at most (default and limit 1024; pinned:
+					 * the pinned watch list's) */
 	bool force_raw_tp;		/* raw_tp/sys_enter even when tracefs works */
 	bool no_watcher;		/* generation array only (offline use, tests) */
 	bool bump_own_loads;		/* also bump on BPF_PROG_LOADs of this process (tests) */
