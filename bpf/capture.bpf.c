@@ -12,7 +12,7 @@
  * id the same way.  Records of one load share pid_tgid and seq; user space (agent/capture.c)
  * assembles them.
  *
- * Safety of the fd walk: a file's private_data is only trusted when file->f_op is the
+ * Safety of the fd walk (bpf/fd_resolve.h, shared with bpf/watcher.bpf.c): a file's private_data is only trusted when file->f_op is the
  * file_operations of bpf maps (resp. programs, BTF objects).  Their addresses are not in BTF
  * nor (without CONFIG_KALLSYMS_ALL) in kallsyms, so user space calibrates them at start: it
  * calls bpf(BPF_OBJ_GET_INFO_BY_FD) on a map, a program and a BTF fd of its own from the
@@ -43,6 +43,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define RS_PSEUDO_MAP_IDX_VALUE	6
 
 #include "capture.h"
+#include "fd_resolve.h"
 
 
 struct inflight {
@@ -73,62 +74,16 @@ __u64 map_fops, prog_fops, btf_fops;
 /* Statistics. */
 __u64 stat_loads, stat_lost, stat_exit_unknown;
 
-static struct file *fd_to_file(int fd)
-{
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt;
-	struct file **fds;
-	struct file *f = NULL;
-	unsigned int max;
-
-	if (fd < 0)
-		return NULL;
-	fdt = BPF_CORE_READ(task, files, fdt);
-	if (!fdt)
-		return NULL;
-	max = BPF_CORE_READ(fdt, max_fds);
-	if ((unsigned int)fd >= max)
-		return NULL;
-	fds = BPF_CORE_READ(fdt, fd);
-	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]))
-		return NULL;
-	return f;
-}
-
-/* private_data of fd's file when its f_op is `fops`, else NULL (*err says why). */
-static void *fd_private(int fd, __u64 fops, int *err)
-{
-	struct file *f;
-
-	if (!fops) {
-		*err = -95;	/* EOPNOTSUPP: not calibrated */
-		return NULL;
-	}
-	f = fd_to_file(fd);
-	if (!f) {
-		*err = -9;	/* EBADF */
-		return NULL;
-	}
-	if ((__u64)BPF_CORE_READ(f, f_op) != fops) {
-		*err = -22;	/* EINVAL: not a map / prog / btf */
-		return NULL;
-	}
-	*err = 0;
-	return BPF_CORE_READ(f, private_data);
-}
-
 static void calibrate(union bpf_attr *uattr)
 {
-	struct file *f;
 	__u32 fd = 0;
 	__u64 fop;
 
 	if (bpf_probe_read_user(&fd, sizeof(fd), &uattr->info.bpf_fd))
 		return;
-	f = fd_to_file(fd);
-	if (!f)
+	fop = rs_fd_fop(fd);
+	if (!fop)
 		return;
-	fop = (__u64)BPF_CORE_READ(f, f_op);
 	if (calib_kind == 1)
 		map_fops = fop;
 	else if (calib_kind == 2)
@@ -208,7 +163,7 @@ static void resolve_map(struct rs_cap_mapref *r, int fd)
 	struct bpf_map *map;
 	int err;
 
-	map = fd_private(fd, map_fops, &err);
+	map = rs_fd_private(fd, map_fops, &err);
 	r->err = err;
 	if (!map)
 		return;
@@ -315,7 +270,7 @@ static __always_inline int handle_enter(long cmd, union bpf_attr *uattr, __u32 s
 	if (a->license)
 		bpf_probe_read_user_str(e->license, sizeof(e->license), (void *)a->license);
 	if (a->prog_btf_fd) {
-		btf = fd_private(a->prog_btf_fd, btf_fops, &err);
+		btf = rs_fd_private(a->prog_btf_fd, btf_fops, &err);
 		e->btf_err = err;
 		if (btf)
 			e->btf_id = BPF_CORE_READ(btf, id);
@@ -369,7 +324,7 @@ static __always_inline int handle_exit(long ret)
 	x->refs = fl->refs;
 	x->lost = fl->lost;
 	if (ret >= 0) {
-		prog = fd_private(ret, prog_fops, &err);
+		prog = rs_fd_private(ret, prog_fops, &err);
 		x->err = err;
 		if (prog)
 			x->prog_id = BPF_CORE_READ(prog, aux, id);
