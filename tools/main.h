@@ -28,5 +28,6 @@ bool is_prefix(const char *pfx, const char *str);
 int do_prog(int argc, char **argv);
 int do_replay(int argc, char **argv);
 int do_trace(int argc, char **argv);
+int do_restore(int argc, char **argv);
 
 #endif
