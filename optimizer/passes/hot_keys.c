@@ -38,7 +38,52 @@ struct cand {
 	const uint8_t *key;
 	double p;		/* share of the site's lookups */
 	const uint8_t *val;	/* value, NULL when absent */
+	const uint8_t *mask;	/* LPM leaf prefix: compare these bits only */
 };
+
+static int cmp_cand(const void *a, const void *b)
+{
+	const struct cand *x = a, *y = b;
+
+	return x->p > y->p ? -1 : x->p < y->p;
+}
+
+/*
+ * LPM: a hot key whose longest match is a leaf prefix (nothing more specific inside it)
+ * stands for every key in that prefix: compare the prefix bits only, and merge hot keys that
+ * fall into the same leaf (their shares add up).  Returns the new count.
+ */
+static size_t lpm_leaves(const struct rs_map_snapshot *sm, struct cand *c, size_t k,
+			 uint8_t *masks, uint32_t ksz)
+{
+	size_t i, j, n = 0;
+
+	for (i = 0; i < k; i++) {
+		uint8_t *mk = masks + i * ksz;
+		bool merged = false;
+
+		if (c[i].val && rs_lpm_leaf(sm, c[i].key, mk) == c[i].val) {
+			c[i].mask = mk;
+			for (j = 0; j < n && !merged; j++) {
+				uint32_t b;
+
+				if (!c[j].mask || memcmp(c[j].mask, mk, ksz))
+					continue;
+				for (b = 0; b < ksz; b++)
+					if ((c[j].key[b] ^ c[i].key[b]) & mk[b])
+						break;
+				if (b == ksz) {
+					c[j].p += c[i].p;
+					merged = true;
+				}
+			}
+		}
+		if (!merged)
+			c[n++] = c[i];
+	}
+	qsort(c, n, sizeof(*c), cmp_cand);
+	return n;
+}
 
 static bool type_ok(uint32_t t)
 {
@@ -98,7 +143,8 @@ static int inline_site(struct rs_opt_ctx *ctx, struct rs_edit *e, const struct r
 	struct rs_chain_key *keys = NULL;
 	struct bpf_insn *code = NULL;
 	struct cand *c = NULL;
-	size_t n = 0, i, k = 0, best = 0, cnt = 0, absent = 0, dropped = 0;
+	uint8_t *masks = NULL;
+	size_t n = 0, i, k = 0, best = 0, cnt = 0, absent = 0, dropped = 0, leaves = 0;
 	double *p = NULL, lc, bc, share = 0;
 	char why[160], assume[256], ks[80];
 	const char *from = "";
@@ -135,6 +181,18 @@ static int inline_site(struct rs_opt_ctx *ctx, struct rs_edit *e, const struct r
 		c[k].val = val;
 		p[k++] = c[i].p;
 	}
+	if (m->type == BPF_MAP_TYPE_LPM_TRIE && values && k) {
+		masks = calloc(k, m->key_size);
+		if (!masks) {
+			err = -ENOMEM;
+			goto out;
+		}
+		k = lpm_leaves(s->snap, c, k, masks, m->key_size);
+		for (i = 0; i < k; i++) {
+			p[i] = c[i].p;
+			leaves += c[i].mask != NULL;
+		}
+	}
 	lc = rs_lookup_cost(m->type, m->key_size);
 	bc = lc;
 	for (i = 1; i <= k; i++) {
@@ -157,6 +215,7 @@ static int inline_site(struct rs_opt_ctx *ctx, struct rs_edit *e, const struct r
 	}
 	for (i = 0; i < best; i++) {
 		keys[i].key = c[i].key;
+		keys[i].mask = c[i].mask;
 		keys[i].null = !c[i].val;
 		absent += keys[i].null;
 		share += c[i].p;
@@ -168,7 +227,7 @@ static int inline_site(struct rs_opt_ctx *ctx, struct rs_edit *e, const struct r
 		}
 	}
 	err = rs_chain_emit(keys, best, m->key_size, s->fact->key_fp_off, true,
-			    &ctx->prog.insns[s->idx], &code, &cnt);
+			    &ctx->prog.insns[s->idx], (int)s->map_idx, &code, &cnt);
 	if (err)
 		goto out;
 	err = rs_edit_replace(e, s->idx, 1, code, NULL, cnt);
@@ -179,17 +238,19 @@ static int inline_site(struct rs_opt_ctx *ctx, struct rs_edit *e, const struct r
 	snprintf(assume, sizeof(assume), "%s %s stable (guarded); %zu hot key(s) from %s cover "
 		 "%.0f%% of lookups%s", m->name, values ? "values" : "key set", best, from,
 		 100.0 * share, m->type == BPF_MAP_TYPE_LPM_TRIE ?
-		 "; values are longest matches in the complete snapshot" : "");
+		 "; values are longest matches in the complete snapshot, leaf prefixes compared "
+		 "by their bits" : "");
 	err = rs_pass_remark(ctx, RS_REMARK_APPLIED, s->orig, (int)s->map_idx,
 			     &ctx->prog.insns[s->idx], 1, code, cnt, assume,
-			     "map %s: %zu hot key(s) inlined (%zu present, %zu absent; %zu skipped: "
-			     "unknown in the snapshot), chain of %zu insns, cost ~%.0f vs lookup "
-			     "~%.0f; other keys do the original lookup", m->name, best,
-			     best - absent, absent, dropped, cnt, bc, lc);
+			     "map %s: %zu hot key(s) inlined (%zu present, %zu absent, %zu as leaf "
+			     "prefixes; %zu skipped: unknown in the snapshot), chain of %zu insns, "
+			     "cost ~%.0f vs lookup ~%.0f; other keys do the original lookup",
+			     m->name, best, best - absent, absent, leaves, dropped, cnt, bc, lc);
 out:
 	free(code);
 	free(keys);
 	free(p);
+	free(masks);
 	free(c);
 	return err;
 }

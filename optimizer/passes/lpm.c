@@ -51,3 +51,34 @@ const uint8_t *rs_lpm_match(const struct rs_map_snapshot *m, const uint8_t *key)
 	}
 	return best;
 }
+
+const uint8_t *rs_lpm_leaf(const struct rs_map_snapshot *m, const uint8_t *key, uint8_t *mask)
+{
+	const uint8_t *v = rs_lpm_match(m, key), *best = NULL;
+	uint32_t plen = 0, i, q;
+
+	if (!v)
+		return NULL;
+	for (i = 0; i < m->cnt; i++) {		/* the matching entry */
+		if (m->values + i * m->value_stride == v) {
+			best = m->keys + i * m->key_size;
+			break;
+		}
+	}
+	if (!best)
+		return NULL;
+	memcpy(&plen, best, 4);
+	for (i = 0; i < m->cnt; i++) {		/* anything strictly inside it? */
+		const uint8_t *k = m->keys + i * m->key_size;
+
+		memcpy(&q, k, 4);
+		if (q > plen && prefix_eq(k + 4, best + 4, plen))
+			return NULL;
+	}
+	memset(mask, 0, m->key_size);
+	memset(mask, 0xff, 4);
+	memset(mask + 4, 0xff, plen / 8);
+	if (plen % 8)
+		mask[4 + plen / 8] = (uint8_t)(0xff << (8 - plen % 8));
+	return v;
+}

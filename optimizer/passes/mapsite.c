@@ -591,16 +591,20 @@ static int cmp_chunk(const void *a, const void *b)
 #define MAX_CHUNKS 64
 
 int rs_chain_emit(const struct rs_chain_key *keys, size_t n, uint32_t key_size, int32_t key_off,
-		  bool fallback_call, const struct bpf_insn *call, struct bpf_insn **out,
-		  size_t *out_cnt)
+		  bool fallback_call, const struct bpf_insn *call, int map_idx,
+		  struct bpf_insn **out, size_t *out_cnt)
 {
 	struct chunk ch[MAX_CHUNKS];
 	size_t nch, k, c, i, cnt = 0, cap, pre, *next_fix = NULL, nfix = 0, *end_fix = NULL, nend = 0;
 	uint8_t preg[MAX_CHUNKS];
 	struct bpf_insn *v;
 
+	bool masked = false;
+
 	*out = NULL;
 	*out_cnt = 0;
+	for (k = 0; k < n; k++)
+		masked |= keys[k].mask != NULL;
 	if (key_size > MAX_CHUNKS)
 		return -E2BIG;
 	nch = plan_chunks(key_size, key_off, ch, MAX_CHUNKS);
@@ -618,7 +622,7 @@ int rs_chain_emit(const struct rs_chain_key *keys, size_t n, uint32_t key_size, 
 	pre = nch <= 3 ? nch : 2;
 	for (c = 0; c < nch; c++)
 		preg[c] = c < pre ? (uint8_t)(3 + c) : 5;
-	cap = nch + n * (nch * 4 + 4) + 2;
+	cap = nch + n * (nch * 9 + 4) + 2;
 	v = calloc(cap, sizeof(*v));
 	next_fix = calloc(n * nch + 1, sizeof(*next_fix));
 	end_fix = calloc(n + 1, sizeof(*end_fix));
@@ -638,8 +642,17 @@ int rs_chain_emit(const struct rs_chain_key *keys, size_t n, uint32_t key_size, 
 		size_t first_fix = nfix;
 
 		for (c = 0; c < nch; c++) {
-			uint64_t x = chunk_val(keys[k].key, &ch[c]);
+			uint64_t x = chunk_val(keys[k].key, &ch[c]), mk = ~0ull;
 			uint8_t r = preg[c];
+
+			if (keys[k].mask) {
+				mk = chunk_val(keys[k].mask, &ch[c]);
+				if (!mk)
+					continue;	/* nothing of this chunk is compared */
+				if (ch[c].size < 8)
+					mk |= ~0ull << (8 * ch[c].size);
+				x &= mk;
+			}
 
 			if (c >= pre)
 				v[cnt++] = (struct bpf_insn){ .code = BPF_LDX | BPF_MEM |
@@ -647,6 +660,24 @@ int rs_chain_emit(const struct rs_chain_key *keys, size_t n, uint32_t key_size, 
 					 ch[c].size == 2 ? BPF_H : BPF_B),
 					.dst_reg = r, .src_reg = RS_REG_FP,
 					.off = (int16_t)(key_off + (int32_t)ch[c].pos) };
+			if (~mk) {	/* masked: r0 = chunk & mask */
+				v[cnt++] = (struct bpf_insn){ .code = BPF_ALU64 | BPF_MOV | BPF_X,
+							      .dst_reg = 0, .src_reg = r };
+				if (ch[c].size < 8 || (int64_t)mk == (int64_t)(int32_t)mk) {
+					v[cnt++] = (struct bpf_insn){ .code = BPF_ALU64 | BPF_AND |
+								      BPF_K, .dst_reg = 0,
+								      .imm = (int32_t)(uint32_t)mk };
+				} else {
+					v[cnt++] = (struct bpf_insn){ .code = BPF_LD | BPF_DW |
+								      BPF_IMM, .dst_reg = 1,
+								      .imm = (int32_t)(uint32_t)mk };
+					v[cnt++] = (struct bpf_insn){ .imm = (int32_t)(uint32_t)(mk >> 32) };
+					v[cnt++] = (struct bpf_insn){ .code = BPF_ALU64 | BPF_AND |
+								      BPF_X, .dst_reg = 0,
+								      .src_reg = 1 };
+				}
+				r = 0;
+			}
 			if (ch[c].size < 8) {
 				v[cnt] = (struct bpf_insn){ .code = BPF_JMP32 | BPF_JNE | BPF_K,
 							    .dst_reg = r, .imm = (int32_t)(uint32_t)x };
@@ -654,11 +685,13 @@ int rs_chain_emit(const struct rs_chain_key *keys, size_t n, uint32_t key_size, 
 				v[cnt] = (struct bpf_insn){ .code = BPF_JMP | BPF_JNE | BPF_K,
 							    .dst_reg = r, .imm = (int32_t)x };
 			} else {
+				uint8_t cr = r ? 0 : 1;	/* constant register */
+
 				v[cnt++] = (struct bpf_insn){ .code = BPF_LD | BPF_DW | BPF_IMM,
-							      .dst_reg = 0, .imm = (int32_t)(uint32_t)x };
+							      .dst_reg = cr, .imm = (int32_t)(uint32_t)x };
 				v[cnt++] = (struct bpf_insn){ .imm = (int32_t)(uint32_t)(x >> 32) };
 				v[cnt] = (struct bpf_insn){ .code = BPF_JMP | BPF_JNE | BPF_X,
-							    .dst_reg = r, .src_reg = 0 };
+							    .dst_reg = r, .src_reg = cr };
 			}
 			next_fix[nfix++] = cnt++;
 		}
@@ -674,6 +707,11 @@ int rs_chain_emit(const struct rs_chain_key *keys, size_t n, uint32_t key_size, 
 		v[cnt++] = (struct bpf_insn){ .code = BPF_JMP | BPF_JA };
 		for (i = first_fix; i < nfix; i++)	/* mismatch: next key */
 			v[next_fix[i]].off = (int16_t)(cnt - next_fix[i] - 1);
+	}
+	if (fallback_call && masked) {	/* r1 was a scratch register: the map again */
+		v[cnt++] = (struct bpf_insn){ .code = BPF_LD | BPF_DW | BPF_IMM, .dst_reg = 1,
+					      .src_reg = BPF_PSEUDO_MAP_IDX, .imm = map_idx };
+		v[cnt++] = (struct bpf_insn){ .imm = 0 };
 	}
 	if (fallback_call)
 		v[cnt++] = *call;

@@ -48,6 +48,13 @@ int rs_snap_value(const struct rs_map_snapshot *m, const uint8_t *key, const uin
 		  char *why, size_t whysz);
 /* Longest-prefix match of an LPM key (u32 prefixlen + data) in a snapshot; NULL when none. */
 const uint8_t *rs_lpm_match(const struct rs_map_snapshot *m, const uint8_t *key);
+/*
+ * The entry that matches `key` (as rs_lpm_match) when it is a leaf: no other entry lies
+ * inside its prefix, so every key whose prefixlen field equals key's and whose data starts
+ * with that prefix gets the same answer.  Fills mask (key_size bytes: the prefixlen field and
+ * the prefix bits set) and returns the entry's value; NULL when the match is not a leaf.
+ */
+const uint8_t *rs_lpm_leaf(const struct rs_map_snapshot *m, const uint8_t *key, uint8_t *mask);
 
 /*
  * Append `len` bytes (8-byte aligned) to the program's constant pool (an ARRAY map of respec
@@ -82,6 +89,7 @@ int rs_fold_uses(const struct rs_prog *prog, const struct rs_cfg *cfg, struct rs
 /* One entry of a compare chain: a full key and what the lookup gives for it. */
 struct rs_chain_key {
 	const uint8_t *key;		/* key_size bytes */
+	const uint8_t *mask;		/* NULL: full key; else compare (key & mask) only */
 	bool null;			/* r0 = 0 (absent) */
 	int pool_idx;			/* else r0 = &pool[pool_off] */
 	uint32_t pool_off;
@@ -90,13 +98,15 @@ struct rs_chain_key {
 /*
  * The code that replaces a map_lookup_elem call (r1 = map, r2 = fp + key_off): compares the
  * key on the stack against each entry in order (aligned 8/4/2/1-byte chunks, most
- * discriminating chunk first), a hit sets r0 and jumps past the sequence; when nothing
- * matches: the original call when `fallback_call`, else r0 = 0.  Uses only r0, r3-r5 (the
- * call clobbers them).  *out is allocated; every branch is local (targets NULL).
+ * discriminating chunk first; an entry with a mask compares the masked bytes only: a leaf
+ * prefix of an LPM trie), a hit sets r0 and jumps past the sequence; when nothing
+ * matches: the original call when `fallback_call`, else r0 = 0.  Uses r0, r3-r5 (the call
+ * clobbers them) and, for masked 8-byte chunks, r1 (reloaded with map `map_idx` before the
+ * default call).  *out is allocated; every branch is local (targets NULL).
  */
 int rs_chain_emit(const struct rs_chain_key *keys, size_t n, uint32_t key_size, int32_t key_off,
-		  bool fallback_call, const struct bpf_insn *call, struct bpf_insn **out,
-		  size_t *out_cnt);
+		  bool fallback_call, const struct bpf_insn *call, int map_idx,
+		  struct bpf_insn **out, size_t *out_cnt);
 
 /*
  * Estimated cost (in instructions) of the lookup itself by map type, and of a chain over

@@ -146,7 +146,7 @@ static int elim_small(struct rs_opt_ctx *ctx, struct rs_edit *e, const struct rs
 			goto out;
 	}
 	err = rs_chain_emit(keys, n, s->map->key_size, s->fact->key_fp_off, false,
-			    &ctx->prog.insns[s->idx], &code, &cnt);
+			    &ctx->prog.insns[s->idx], (int)s->map_idx, &code, &cnt);
 	if (err)
 		goto out;
 	err = rs_edit_replace(e, s->idx, 1, code, NULL, cnt);

@@ -149,7 +149,8 @@ static void test_lpm_longest_match(void **state)
 	};
 	uint64_t counts[] = { 400, 300, 200 };
 	uint32_t vals[] = { 1, 2, 3 }, i;
-	uint64_t in[] = { 0x0502010a, 0x0909090a, 0x0100000b, 0x0700010a, 0x0102030a, 0 };
+	uint64_t in[] = { 0x0502010a, 0x0909090a, 0x0100000b, 0x0700010a, 0x0102030a, 0,
+			  0x4d02010a, 0x0809090a, 0x0001010a, 0xff02010a };
 	struct tctx t;
 	int m;
 
@@ -170,6 +171,11 @@ static void test_lpm_longest_match(void **state)
 	assert_int_equal(lookups_for(&t, 0x0502010a), 0);
 	assert_int_equal(lookups_for(&t, 0x0100000b), 0);
 	assert_int_equal(lookups_for(&t, 0x0700010a), 1);
+	/* 10.1.2.0/24 is a leaf: any address in it is answered by the prefix compare */
+	assert_int_equal(lookups_for(&t, 0x4d02010a), 0);
+	assert_int_equal(t_exec(&t, &t.ctx.prog, 0x4d02010a, NULL), 3);
+	/* 10.0.0.0/8 is not (10.1.0.0/16 lies inside): only the exact hot key */
+	assert_int_equal(lookups_for(&t, 0x0809090a), 1);
 	t_free(&t);
 }
 
