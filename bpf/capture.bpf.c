@@ -12,8 +12,9 @@
  * id the same way.  Records of one load share pid_tgid and seq; user space (agent/capture.c)
  * assembles them.
  *
- * Safety of the fd walk (bpf/fd_resolve.h, shared with bpf/watcher.bpf.c): a file's private_data is only trusted when file->f_op is the
- * file_operations of bpf maps (resp. programs, BTF objects).  Their addresses are not in BTF
+ * Safety of the fd walk (bpf/fd_resolve.h, shared with bpf/watcher.bpf.c): a file's
+ * private_data is only trusted when file->f_op is the file_operations of bpf maps (resp.
+ * programs, BTF objects).  Their addresses are not in BTF
  * nor (without CONFIG_KALLSYMS_ALL) in kallsyms, so user space calibrates them at start: it
  * calls bpf(BPF_OBJ_GET_INFO_BY_FD) on a map, a program and a BTF fd of its own from the
  * thread named in calib_pid_tgid, and the enter program records those files' f_op.
