@@ -107,7 +107,8 @@ struct rs_gen_opts {
 
 /*
  * Fill `p` (initialized) with a random valid program: `subprogs` subprograms, each ending
- * in exit, with forward and backward conditional branches, ja, ld_imm64 of every flavour,
+ * in exit, with forward and backward conditional branches, ja, gotol, may_goto, ld_imm64 of
+ * every flavour,
  * helper calls and pseudo calls / pseudo funcs to other subprograms; func_info and
  * line_info for every subprogram start (and some more line_info).
  */
@@ -161,8 +162,10 @@ static inline int rs_gen_prog(struct rs_prog *p, const struct rs_gen_opts *o)
 			} else if (r < 22) {
 				in[n++] = JMP_IMM(BPF_JGT, (uint8_t)rs_rand_below(10),
 						  (int32_t)rs_rand_below(64), 0x7fff);
+			} else if (r < 24) {
+				in[n++] = r & 1 ? JA(0x7fff) : GOTOL(0x7fff);
 			} else if (r < 25) {
-				in[n++] = JA(0x7fff);
+				in[n++] = I(BPF_JMP | BPF_JCOND, 0, BPF_MAY_GOTO, 0x7fff, 0);
 			} else if (r < 28) {
 				in[n++] = JMP32_IMM(BPF_JEQ, (uint8_t)rs_rand_below(10), 7, 0x7fff);
 			} else if (r < 32 && o->subprogs > 1) {

@@ -378,8 +378,31 @@ static long code_start(struct rctx *c, const struct rs_prog *old, const long *o2
 static void check_round(struct rctx *c, const struct rs_prog *old, const struct rs_prog *new,
 			const long *o2n, uint64_t seed, int round)
 {
-	size_t i, k, j;
+	size_t i, k, j, removed = 0, added = 0;
+	long prev = -1;
 
+	/* sizes add up, survivors keep their order */
+	for (k = 0; k < c->nops; k++) {
+		removed += c->ops[k].n_old;
+		added += c->ops[k].kind ? c->ops[k].n : 0;
+	}
+	if (new->insn_cnt != old->insn_cnt - removed + added)
+		fail_msg("seed %llu round %d: %zu insns, want %zu", (unsigned long long)seed, round,
+			 new->insn_cnt, old->insn_cnt - removed + added);
+	for (i = 0; i < old->insn_cnt; i++) {
+		if (o2n[i] < 0)
+			continue;
+		assert_true(o2n[i] > prev);
+		prev = o2n[i];
+	}
+	/* func_info follows the subprogram heads */
+	assert_int_equal(new->func_info_cnt, old->func_info_cnt);
+	for (k = 0; k < old->func_info_cnt; k++)
+		if ((long)new->func_info[k].insn_off !=
+		    expect_entry(c, o2n, old->func_info[k].insn_off))
+			fail_msg("seed %llu round %d: func_info[%zu] at %u, want %ld",
+				 (unsigned long long)seed, round, k, new->func_info[k].insn_off,
+				 expect_entry(c, o2n, old->func_info[k].insn_off));
 	for (i = 0; i < old->insn_cnt; i++) {
 		long t;
 
@@ -470,6 +493,7 @@ static void rctx_free(struct rctx *c)
 static void test_random_edits(void **state)
 {
 	uint64_t seed = rs_test_seed(20261121);
+	size_t kinds[4] = { 0 }, old_targets = 0;
 	int prog_no, round;
 
 	(void)state;
@@ -501,6 +525,9 @@ static void test_random_edits(void **state)
 
 				if (op->kind)
 					gen_code(&c, op, c.sub[op->idx]);
+				kinds[op->kind]++;
+				for (size_t j = 0; j < op->n; j++)
+					old_targets += op->targets[j] >= 0;
 			}
 			for (k = 0; k < c.nops; k++) {
 				struct rop *op = &c.ops[k];
@@ -541,6 +568,11 @@ static void test_random_edits(void **state)
 		rs_prog_free(&out);
 		rs_prog_free(&p);
 	}
+	fprintf(stderr, "edits: %zu delete, %zu replace, %zu insert_before, %zu insert_after, %zu new branches to old insns\n",
+		kinds[0], kinds[1], kinds[2], kinds[3], old_targets);
+	/* the generator must exercise every kind of edit */
+	assert_true(kinds[0] > 100 && kinds[1] > 100 && kinds[2] > 100 && kinds[3] > 100);
+	assert_true(old_targets > 100);
 }
 
 /* random branch spans blown past s16: always -RS_ERR_RANGE with the output untouched */
