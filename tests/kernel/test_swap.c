@@ -9,11 +9,16 @@
  *   - restore brings A back (same program id), journal and pin gone;
  *   - a foreign replacement (C put there behind our back) is never overwritten, neither by a
  *     swap nor by a restore, and the restore still cleans journal and pin;
- *   - rs_restore_all() / rs_restore_prog() and the signal-safe restore over all kinds at once.
+ *   - rs_restore_all() / rs_restore_prog() and the signal-safe restore over all kinds at once;
+ *   - a child that swaps and is killed (-9) leaves its programs in place, and `respec restore`
+ *     (PROG, then all) brings the originals back; with the SIGTERM handlers installed the
+ *     child's death itself restores them.
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <signal.h>
 #include <stddef.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 
@@ -233,6 +238,87 @@ static void test_restore_signal_safe(void **state)
 	}
 }
 
+/* A child process swaps and dies: by SIGKILL (crash) or by SIGTERM with the handlers on. */
+static int child_swaps(enum rs_attach_kind k, bool handlers, int sig)
+{
+	struct rs_attach_point pt;
+	const uint32_t *id;
+	const int *fd = kind_progs(k, &id);
+	int status = 0;
+	pid_t pid;
+
+	assert_int_equal(find_point(k, &pt), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (!pid) {
+		struct rs_swap_opts so = sw_opts();
+
+		if (handlers && rs_restore_install_signal_handlers())
+			_exit(3);
+		if (rs_swap(&pt, id[P_A], fd[P_B], &so))
+			_exit(2);
+		kill(getpid(), sig);
+		_exit(4);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), sig);
+	return 0;
+}
+
+static void test_crash_then_cli_restore(void **state)
+{
+	const char *dir = getenv("RS_BUILD_DIR");
+	struct rs_attach_point pt;
+	const uint32_t *id;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < RS_ARRAY_SIZE(multi); i++) {
+		kind_progs(multi[i], &id);
+		assert_int_equal(attach(multi[i], kind_progs(multi[i], &id)[P_A]), 0);
+		child_swaps(multi[i], false, SIGKILL);
+		assert_int_equal(find_point(multi[i], &pt), 0);
+		assert_int_equal(pt.prog_id, id[P_B]);	/* the crash left ours in place */
+	}
+	assert_int_equal(journal_cnt(), RS_ARRAY_SIZE(multi));
+	/* one by PROG (ours), the rest with all */
+	kind_progs(multi[0], &id);
+	assert_int_equal(run("%s/tools/respec restore id %u journal %s", dir ? dir : "build",
+			     id[P_B], env.jdir), 0);
+	assert_int_equal(journal_cnt(), RS_ARRAY_SIZE(multi) - 1);
+	assert_int_equal(run("%s/tools/respec restore all journal %s", dir ? dir : "build",
+			     env.jdir), 0);
+	for (i = 0; i < RS_ARRAY_SIZE(multi); i++) {
+		kind_progs(multi[i], &id);
+		assert_int_equal(find_point(multi[i], &pt), 0);
+		assert_int_equal(pt.prog_id, id[P_A]);	/* same program object back */
+	}
+	assert_int_equal(journal_cnt(), 0);
+	assert_int_equal(run("ls %s/ 2>/dev/null | grep -q .", env.pdir) == 0, 0);
+	for (i = 0; i < RS_ARRAY_SIZE(multi); i++)
+		detach(multi[i]);
+}
+
+static void test_sigterm_handlers(void **state)
+{
+	struct rs_attach_point pt;
+	const uint32_t *id;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < RS_ARRAY_SIZE(multi); i++) {
+		const int *fd = kind_progs(multi[i], &id);
+
+		assert_int_equal(attach(multi[i], fd[P_A]), 0);
+		child_swaps(multi[i], true, SIGTERM);
+		assert_int_equal(find_point(multi[i], &pt), 0);
+		assert_int_equal(pt.prog_id, id[P_A]);	/* the handler put it back */
+		assert_int_equal(journal_cnt(), 0);
+		detach(multi[i]);
+	}
+}
+
 static void test_errors(void **state)
 {
 	struct rs_swap_opts so = sw_opts();
@@ -288,6 +374,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_prog_array, teardown_each),
 		cmocka_unit_test_teardown(test_restore_all, teardown_each),
 		cmocka_unit_test_teardown(test_restore_signal_safe, teardown_each),
+		cmocka_unit_test_teardown(test_crash_then_cli_restore, teardown_each),
+		cmocka_unit_test_teardown(test_sigterm_handlers, teardown_each),
 		cmocka_unit_test_teardown(test_errors, teardown_each),
 	};
 
