@@ -82,6 +82,43 @@ static void test_insns_and_maps(void **state)
 	assert_int_equal(p.map_cnt, 0);
 }
 
+/* init_value (contents of maps respec creates) is owned: copied by copy/add_map/apply */
+static void test_init_value(void **state)
+{
+	uint8_t val[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+	struct rs_map_ref m = { .type = BPF_MAP_TYPE_ARRAY, .key_size = 4, .value_size = 8,
+				.max_entries = 1, .init_value = val };
+	struct bpf_insn code[] = { LD_IMM64_LO(1, BPF_PSEUDO_MAP_IDX_VALUE, 0), LD_IMM64_HI(4),
+				   MOV64_IMM(0, 0), EXIT() };
+	struct rs_prog a, b, c;
+	struct rs_edit *e;
+
+	(void)state;
+	rs_prog_init(&a);
+	rs_prog_init(&b);
+	rs_prog_init(&c);
+	assert_int_equal(rs_prog_set_insns(&a, code, 4), 0);
+	assert_int_equal(rs_prog_add_map(&a, &m), 0);
+	val[0] = 99;
+	assert_ptr_not_equal(a.maps[0].init_value, val);
+	assert_int_equal(a.maps[0].init_value[0], 1);
+	assert_int_equal(rs_prog_copy(&b, &a), 0);
+	assert_ptr_not_equal(b.maps[0].init_value, a.maps[0].init_value);
+	assert_memory_equal(b.maps[0].init_value, a.maps[0].init_value, 8);
+	e = rs_edit_new(&a);
+	assert_int_equal(rs_edit_delete(e, 2, 1), 0);
+	assert_int_equal(rs_edit_apply(e, &c, NULL, NULL, 0), 0);
+	rs_edit_free(e);
+	assert_int_equal(c.insn_cnt, 3);
+	assert_int_equal(c.map_cnt, 1);
+	assert_ptr_not_equal(c.maps[0].init_value, a.maps[0].init_value);
+	assert_int_equal(c.maps[0].init_value[7], 8);
+	assert_int_equal(rs_prog_validate(&c, NULL, 0), 0);
+	rs_prog_free(&a);
+	rs_prog_free(&b);
+	rs_prog_free(&c);
+}
+
 static void test_names(void **state)
 {
 	(void)state;
@@ -103,6 +140,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_deep_copy),
 		cmocka_unit_test(test_insns_and_maps),
+		cmocka_unit_test(test_init_value),
 		cmocka_unit_test(test_names),
 	};
 
