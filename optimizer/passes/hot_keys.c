@@ -50,8 +50,9 @@ static int cmp_cand(const void *a, const void *b)
 
 /*
  * LPM: a hot key whose longest match is a leaf prefix (nothing more specific inside it)
- * stands for every key in that prefix: compare the prefix bits only, and merge hot keys that
- * fall into the same leaf (their shares add up).  Returns the new count.
+ * stands for every key in that prefix, and an absent hot key for the largest block around it
+ * that no entry overlaps (rs_lpm_gap): compare those bits only, and merge hot keys that fall
+ * into the same leaf / gap (their shares add up).  Returns the new count.
  */
 static size_t lpm_leaves(const struct rs_map_snapshot *sm, struct cand *c, size_t k,
 			 uint8_t *masks, uint32_t ksz)
@@ -62,12 +63,13 @@ static size_t lpm_leaves(const struct rs_map_snapshot *sm, struct cand *c, size_
 		uint8_t *mk = masks + i * ksz;
 		bool merged = false;
 
-		if (c[i].val && rs_lpm_leaf(sm, c[i].key, mk) == c[i].val) {
+		if ((c[i].val && rs_lpm_leaf(sm, c[i].key, mk) == c[i].val) ||
+		    (!c[i].val && rs_lpm_gap(sm, c[i].key, mk))) {
 			c[i].mask = mk;
 			for (j = 0; j < n && !merged; j++) {
 				uint32_t b;
 
-				if (!c[j].mask || memcmp(c[j].mask, mk, ksz))
+				if (!c[j].mask || memcmp(c[j].mask, mk, ksz) || !c[j].val != !c[i].val)
 					continue;
 				for (b = 0; b < ksz; b++)
 					if ((c[j].key[b] ^ c[i].key[b]) & mk[b])
@@ -181,7 +183,7 @@ static int inline_site(struct rs_opt_ctx *ctx, struct rs_edit *e, const struct r
 		c[k].val = val;
 		p[k++] = c[i].p;
 	}
-	if (m->type == BPF_MAP_TYPE_LPM_TRIE && values && k) {
+	if (m->type == BPF_MAP_TYPE_LPM_TRIE && k) {
 		masks = calloc(k, m->key_size);
 		if (!masks) {
 			err = -ENOMEM;
@@ -243,7 +245,7 @@ static int inline_site(struct rs_opt_ctx *ctx, struct rs_edit *e, const struct r
 	err = rs_pass_remark(ctx, RS_REMARK_APPLIED, s->orig, (int)s->map_idx,
 			     &ctx->prog.insns[s->idx], 1, code, cnt, assume,
 			     "map %s: %zu hot key(s) inlined (%zu present, %zu absent, %zu as leaf "
-			     "prefixes; %zu skipped: unknown in the snapshot), chain of %zu insns, "
+			     "prefixes or gaps; %zu skipped: unknown in the snapshot), chain of %zu insns, "
 			     "cost ~%.0f vs lookup ~%.0f; other keys do the original lookup",
 			     m->name, best, best - absent, absent, leaves, dropped, cnt, bc, lc);
 out:

@@ -82,3 +82,37 @@ const uint8_t *rs_lpm_leaf(const struct rs_map_snapshot *m, const uint8_t *key, 
 		mask[4 + plen / 8] = (uint8_t)(0xff << (8 - plen % 8));
 	return v;
 }
+
+bool rs_lpm_gap(const struct rs_map_snapshot *m, const uint8_t *key, uint8_t *mask)
+{
+	uint32_t data_len, want, bits, i;
+
+	if (!m || m->key_size <= 4 || !m->complete || rs_lpm_match(m, key))
+		return false;
+	data_len = m->key_size - 4;
+	memcpy(&want, key, 4);
+	if (want != data_len * 8)
+		return false;
+	/* the shortest block around the key that no entry overlaps */
+	for (bits = 0; bits <= data_len * 8; bits++) {
+		bool hit = false;
+
+		for (i = 0; i < m->cnt && !hit; i++) {
+			const uint8_t *k = m->keys + i * m->key_size;
+			uint32_t plen;
+
+			memcpy(&plen, k, 4);
+			hit = prefix_eq(k + 4, key + 4, plen < bits ? plen : bits);
+		}
+		if (!hit)
+			break;
+	}
+	if (bits > data_len * 8)
+		return false;
+	memset(mask, 0, m->key_size);
+	memset(mask, 0xff, 4);
+	memset(mask + 4, 0xff, bits / 8);
+	if (bits % 8)
+		mask[4 + bits / 8] = (uint8_t)(0xff << (8 - bits % 8));
+	return true;
+}

@@ -55,6 +55,12 @@ const uint8_t *rs_lpm_match(const struct rs_map_snapshot *m, const uint8_t *key)
  * the prefix bits set) and returns the entry's value; NULL when the match is not a leaf.
  */
 const uint8_t *rs_lpm_leaf(const struct rs_map_snapshot *m, const uint8_t *key, uint8_t *mask);
+/*
+ * For a full-length key (prefixlen = all data bits) that matches nothing in a complete
+ * snapshot: the largest aligned block of addresses around it that no entry overlaps (every
+ * full-length key in it is absent).  Fills mask as rs_lpm_leaf; false when not applicable.
+ */
+bool rs_lpm_gap(const struct rs_map_snapshot *m, const uint8_t *key, uint8_t *mask);
 
 /*
  * Append `len` bytes (8-byte aligned) to the program's constant pool (an ARRAY map of respec

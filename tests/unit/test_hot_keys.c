@@ -150,7 +150,7 @@ static void test_lpm_longest_match(void **state)
 	uint64_t counts[] = { 400, 300, 200 };
 	uint32_t vals[] = { 1, 2, 3 }, i;
 	uint64_t in[] = { 0x0502010a, 0x0909090a, 0x0100000b, 0x0700010a, 0x0102030a, 0,
-			  0x4d02010a, 0x0809090a, 0x0001010a, 0xff02010a };
+			  0x4d02010a, 0x0809090a, 0x0001010a, 0xff02010a, 0x0505050b, 0x0100000c };
 	struct tctx t;
 	int m;
 
@@ -176,6 +176,9 @@ static void test_lpm_longest_match(void **state)
 	assert_int_equal(t_exec(&t, &t.ctx.prog, 0x4d02010a, NULL), 3);
 	/* 10.0.0.0/8 is not (10.1.0.0/16 lies inside): only the exact hot key */
 	assert_int_equal(lookups_for(&t, 0x0809090a), 1);
+	/* 11.0.0.1 matches nothing: 11.0.0.0/8 overlaps no entry, all of it is absent */
+	assert_int_equal(lookups_for(&t, 0x0505050b), 0);
+	assert_int_equal(t_exec(&t, &t.ctx.prog, 0x0505050b, NULL), MISS_RET);
 	t_free(&t);
 }
 
