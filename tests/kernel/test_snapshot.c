@@ -450,6 +450,90 @@ static void test_guarded(void **state)
 	fixture_teardown(&f);
 }
 
+/*
+ * The sample data planes with their scenarios: for every map, the snapshot holds exactly the
+ * entries a key walk of the live map finds, with the same value bytes.
+ */
+static void check_against_map(const struct rs_map_snapshot *m, int fd, const char *what)
+{
+	uint8_t *key = calloc(1, m->key_size ?: 1), *prev = calloc(1, m->key_size ?: 1);
+	uint8_t *val = calloc(1, m->value_stride ?: 1);
+	const uint8_t *sv;
+	size_t n = 0;
+	bool first = true;
+
+	assert_non_null(key);
+	assert_non_null(prev);
+	assert_non_null(val);
+	while (!bpf_map_get_next_key(fd, first ? NULL : prev, key)) {
+		first = false;
+		memcpy(prev, key, m->key_size);
+		if (bpf_map_lookup_elem(fd, key, val))
+			continue;	/* fd arrays: empty slots */
+		sv = rs_snapshot_lookup(m, key);
+		if (!sv)
+			fail_msg("%s: key missing from the snapshot", what);
+		if (memcmp(sv, val, m->value_stride))
+			fail_msg("%s: value differs", what);
+		n++;
+	}
+	assert_int_equal(n, m->cnt);
+	free(key);
+	free(prev);
+	free(val);
+}
+
+static void snapshot_sample(const char *obj, const char *scenario)
+{
+	const char *bdir = getenv("RS_BUILD_DIR"), *sdir = getenv("RS_SOURCE_DIR");
+	struct rs_replay_open_opts ro = { .sz = sizeof(ro) };
+	struct rs_replay_prog *rp = NULL;
+	struct rs_scenario *sc = NULL;
+	struct bpf_prog_info info;
+	__u32 len = sizeof(info);
+	char path[4096], spath[4096], what[128];
+	struct rs_snapshot s;
+	struct rs_prog p;
+	size_t i, total = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/bpf/samples/%s.bpf.o", bdir ? bdir : "build", obj);
+	snprintf(spath, sizeof(spath), "%s/bpf/samples/%s", sdir ? sdir : ".", scenario);
+	assert_int_equal(rs_scenario_load(spath, &sc), 0);
+	ro.scenario = sc;
+	assert_int_equal(rs_replay_open_object(path, &ro, &rp), 0);
+	memset(&info, 0, sizeof(info));
+	assert_int_equal(bpf_obj_get_info_by_fd(rs_replay_fd(rp), &info, &len), 0);
+	assert_int_equal(rs_fetch_translated(info.id, &p), 0);
+	assert_int_equal(rs_snapshot_take(&p, NULL, &s), 0);
+	assert_int_equal(s.map_cnt, p.map_cnt);
+	for (i = 0; i < s.map_cnt; i++) {
+		fd = bpf_map_get_fd_by_id(s.maps[i].id);
+		assert_true(fd >= 0);
+		snprintf(what, sizeof(what), "%s: map %s", obj, p.maps[i].name);
+		if (s.maps[i].complete)
+			check_against_map(&s.maps[i], fd, what);
+		assert_int_equal(s.maps[i].ext_writers, 0);	/* private to this program */
+		total += s.maps[i].cnt;
+		close(fd);
+	}
+	printf("%s + %s: %zu maps, %zu entries\n", obj, scenario, s.map_cnt, total);
+	assert_true(total > 0);
+	rs_snapshot_free(&s);
+	rs_prog_free(&p);
+	rs_replay_close(rp);
+	rs_scenario_free(sc);
+}
+
+static void test_samples(void **state)
+{
+	(void)state;
+	snapshot_sample("l4lb", "l4lb/scenarios/l4lb-16x64.json");
+	snapshot_sample("router", "router/scenarios/router-50k.json");
+	snapshot_sample("firewall", "firewall/scenarios/firewall-2000.json");
+	snapshot_sample("firewall-xdp", "firewall/scenarios/firewall-100.json");
+}
+
 static void log_fn(enum rs_log_level level, const char *fmt, va_list ap)
 {
 	if (level <= RS_LOG_INFO || getenv("RS_DEBUG"))
@@ -480,6 +564,7 @@ int main(void)
 		cmocka_unit_test(test_limit_and_frozen),
 		cmocka_unit_test(test_ext_writers),
 		cmocka_unit_test(test_guarded),
+		cmocka_unit_test(test_samples),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
