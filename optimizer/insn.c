@@ -304,9 +304,12 @@ static int check_ldimm64(const struct bpf_insn *insns, size_t cnt, size_t idx)
 		return -EINVAL;
 	if (i->src_reg > BPF_PSEUDO_MAP_IDX_VALUE)
 		return -EINVAL;
-	/* only the value forms carry a second imm (the value offset); plain immediates too */
-	if (h->imm && i->src_reg != 0 && i->src_reg != BPF_PSEUDO_MAP_VALUE &&
-	    i->src_reg != BPF_PSEUDO_MAP_IDX_VALUE)
+	/*
+	 * the second imm is the high half of a plain immediate, the offset into a map value, or
+	 * the module BTF fd of a ksym; map pointers and pseudo funcs have none
+	 */
+	if (h->imm && (i->src_reg == BPF_PSEUDO_MAP_FD || i->src_reg == BPF_PSEUDO_MAP_IDX ||
+		       i->src_reg == BPF_PSEUDO_FUNC))
 		return -EINVAL;
 	return 0;
 }

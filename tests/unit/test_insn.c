@@ -162,6 +162,8 @@ static void test_check(void **state)
 		LD_IMM64_LO(1, 0, 0),					/* truncated */
 	};
 	struct bpf_insn badhalf[2] = { LD_IMM64_LO(1, 0, 0), I(BPF_ALU64, 1, 0, 0, 0) };
+	struct bpf_insn maphi[2] = { LD_IMM64_LO(1, BPF_PSEUDO_MAP_IDX, 0), LD_IMM64_HI(4) };
+	struct bpf_insn ksym[2] = { LD_IMM64_LO(1, BPF_PSEUDO_BTF_ID, 77), LD_IMM64_HI(5) };
 	size_t k;
 
 	(void)state;
@@ -172,6 +174,8 @@ static void test_check(void **state)
 		if (rs_insn_check(bad, RS_ARRAY_SIZE(bad), k) != -EINVAL)
 			fail_msg("bad insn %zu accepted", k);
 	assert_int_equal(rs_insn_check(badhalf, 2, 0), -EINVAL);
+	assert_int_equal(rs_insn_check(maphi, 2, 0), -EINVAL);
+	assert_int_equal(rs_insn_check(ksym, 2, 0), 0);
 }
 
 static void expect_print(const struct bpf_insn *insns, size_t cnt, size_t idx, const char *want)
