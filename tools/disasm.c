@@ -345,8 +345,6 @@ const char *rs_linum_at(const struct rs_linum *l, size_t idx, const char **file,
 {
 	const struct rs_prog *p = l->p;
 	size_t lo = 0, hi = p->line_info_cnt, mid;
-	const struct rs_line_info *li;
-	const char *s;
 
 	while (lo < hi) {		/* first record with insn_off >= idx */
 		mid = (lo + hi) / 2;
@@ -357,7 +355,18 @@ const char *rs_linum_at(const struct rs_linum *l, size_t idx, const char **file,
 	}
 	if (lo >= p->line_info_cnt || p->line_info[lo].insn_off != idx)
 		return NULL;
-	li = &p->line_info[lo];
+	return rs_linum_rec(l, lo, file, line, col);
+}
+
+const char *rs_linum_rec(const struct rs_linum *l, size_t k, const char **file,
+			 uint32_t *line, uint32_t *col)
+{
+	const struct rs_line_info *li;
+	const char *s;
+
+	if (k >= l->p->line_info_cnt)
+		return NULL;
+	li = &l->p->line_info[k];
 	*file = btf__name_by_offset(l->btf, li->file_name_off);
 	if (!*file)
 		*file = "";

@@ -65,6 +65,9 @@ void rs_linum_close(struct rs_linum *l);
 const char *rs_linum_at(const struct rs_linum *l, size_t idx, const char **file,
 			uint32_t *line, uint32_t *col);
 
+/* Line info record k (index into the program's line_info): like rs_linum_at. */
+const char *rs_linum_rec(const struct rs_linum *l, size_t k, const char **file,
+			 uint32_t *line, uint32_t *col);
 /* Name of the subprogram starting at instruction `idx` (BTF func_info), else NULL. */
 const char *rs_linum_func_at(const struct rs_linum *l, size_t idx);
 

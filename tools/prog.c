@@ -471,16 +471,22 @@ out:
 
 /* ---- dump of the JIT image -------------------------------------------------------------- */
 
-/* Lengths of the JIT image of each subprogram (the image is their concatenation). */
-static int jited_func_lens(uint32_t id, uint32_t **lens, uint32_t *cnt)
+/*
+ * Lengths of the JIT image of each subprogram (the image is their concatenation) and the JIT
+ * address of each BTF line_info record (same order as line_info).
+ */
+static int jited_extra(uint32_t id, uint32_t **lens, uint32_t *nlens, uint64_t **laddr,
+		       uint32_t *nladdr)
 {
 	struct bpf_prog_info info = {};
-	__u32 len = sizeof(info), n;
-	uint32_t *v;
+	__u32 len = sizeof(info), n, m;
+	uint32_t *v = NULL;
+	uint64_t *a = NULL;
 	int fd, err = 0;
 
 	*lens = NULL;
-	*cnt = 0;
+	*laddr = NULL;
+	*nlens = *nladdr = 0;
 	fd = bpf_prog_get_fd_by_id(id);
 	if (fd < 0)
 		return -errno;
@@ -489,37 +495,76 @@ static int jited_func_lens(uint32_t id, uint32_t **lens, uint32_t *cnt)
 		goto out;
 	}
 	n = info.nr_jited_func_lens;
-	if (!n)
-		goto out;
-	v = calloc(n, sizeof(*v));
-	if (!v) {
+	m = info.jited_line_info_rec_size == sizeof(uint64_t) ? info.nr_jited_line_info : 0;
+	v = calloc(n + 1, sizeof(*v));
+	a = calloc(m + 1, sizeof(*a));
+	if (!v || !a) {
 		err = -ENOMEM;
 		goto out;
 	}
 	memset(&info, 0, sizeof(info));
 	info.nr_jited_func_lens = n;
 	info.jited_func_lens = (uintptr_t)v;
+	info.nr_jited_line_info = m;
+	info.jited_line_info_rec_size = sizeof(uint64_t);
+	info.jited_line_info = (uintptr_t)a;
 	len = sizeof(info);
 	if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
 		err = -errno;
-		free(v);
 		goto out;
 	}
 	*lens = v;
-	*cnt = info.nr_jited_func_lens < n ? info.nr_jited_func_lens : n;
+	*nlens = info.nr_jited_func_lens < n ? info.nr_jited_func_lens : n;
+	*laddr = a;
+	*nladdr = info.nr_jited_line_info < m ? info.nr_jited_line_info : m;
+	v = NULL;
+	a = NULL;
 out:
+	free(v);
+	free(a);
 	close(fd);
 	return err;
 }
 
-static int dump_jited(uint32_t id, const struct bpf_prog_info *info, json_t *arr)
+/* Source lines whose JIT address is `addr` (text) or the first of them (JSON object). */
+static json_t *jit_src(const struct rs_linum *l, const uint64_t *laddr, uint32_t nladdr,
+		       uint64_t addr, bool text)
+{
+	const char *src, *file, *last = NULL;
+	uint32_t k, line, col;
+	json_t *o = NULL;
+
+	for (k = 0; l && k < nladdr; k++) {
+		if (laddr[k] != addr)
+			continue;
+		src = rs_linum_rec(l, k, &file, &line, &col);
+		if (!src || (last && !strcmp(last, src)))
+			continue;
+		last = src;
+		while (*src == ' ' || *src == '\t')
+			src++;
+		if (text) {
+			printf("; %s  [%s:%u:%u]\n", src, file, line, col);
+		} else if (!o) {
+			o = json_pack("{s:s,s:I,s:I,s:s}", "file", file, "line", (json_int_t)line,
+				      "col", (json_int_t)col, "text", src);
+		}
+	}
+	return o;
+}
+
+static int dump_jited(uint32_t id, const struct bpf_prog_info *info, bool linum, json_t *arr)
 {
 	uint8_t *image = NULL;
-	uint64_t *ksyms = NULL;
-	uint32_t *lens = NULL, nlens = 0;
+	uint64_t *ksyms = NULL, *laddr = NULL;
+	uint32_t *lens = NULL, nlens = 0, nladdr = 0;
 	size_t len = 0, nks = 0, off = 0, f, i, nfunc;
 	struct rs_ksyms *ks = NULL;
+	struct rs_linum *lines_src = NULL;
+	struct rs_prog p;
 	int err;
+
+	rs_prog_init(&p);
 
 	err = rs_fetch_jited(id, &image, &len, &ksyms, &nks);
 	if (err)
@@ -529,9 +574,19 @@ static int dump_jited(uint32_t id, const struct bpf_prog_info *info, json_t *arr
 			   info->name);
 		goto out;
 	}
-	jited_func_lens(id, &lens, &nlens);
+	jited_extra(id, &lens, &nlens, &laddr, &nladdr);
 	if (rs_ksyms_load(&ks))
 		ks = NULL;
+	/* source lines: BTF line_info of the translated program, JIT addresses per record */
+	if (linum && nladdr) {
+		if (rs_fetch_translated(id, &p) || rs_linum_open(&p, &lines_src) ||
+		    p.line_info_cnt != nladdr) {
+			rs_info("prog %u (%s): no usable line info for the JIT image", id, info->name);
+			rs_linum_close(lines_src);
+			lines_src = NULL;
+		}
+		first_warn[0] = 0;	/* optional: not the command's failure */
+	}
 	nfunc = nlens && nlens == nks ? nlens : 1;
 	for (f = 0; f < nfunc && off < len; f++) {
 		struct rs_jit_line *lines = NULL;
@@ -562,16 +617,25 @@ static int dump_jited(uint32_t id, const struct bpf_prog_info *info, json_t *arr
 			for (b = 0; b < l->len; b++)
 				sprintf(hex + 3 * b, "%02x ", l->bytes[b]);
 			if (arr) {
-				json_t *o = json_pack("{s:s,s:I,s:I,s:s,s:s}", "func", fbuf,
-						      "addr", (json_int_t)l->addr,
-						      "off", (json_int_t)(off + l->off),
-						      "bytes", hex, "insn", l->text);
+				char addr[24];
+				json_t *o, *src;
 
+				/* kernel addresses do not fit a JSON integer (int64) */
+				snprintf(addr, sizeof(addr), "0x%" PRIx64, l->addr);
+				if (l->len)
+					hex[3 * l->len - 1] = 0;
+				o = json_pack("{s:s,s:s,s:I,s:s,s:s}", "func", fbuf, "addr", addr,
+					      "off", (json_int_t)(off + l->off), "bytes", hex,
+					      "insn", l->text);
+				src = jit_src(lines_src, laddr, nladdr, l->addr, false);
 				if (l->sym[0])
 					json_object_set_new(o, "sym", json_string(l->sym));
+				if (src)
+					json_object_set_new(o, "src", src);
 				json_array_append_new(arr, o);
 				continue;
 			}
+			jit_src(lines_src, laddr, nladdr, l->addr, true);
 			printf("%5zx: %-30s %s%s%s\n", (size_t)(off + l->off), hex, l->text,
 			       l->sym[0] ? "  ; " : "", l->sym);
 		}
@@ -580,7 +644,10 @@ static int dump_jited(uint32_t id, const struct bpf_prog_info *info, json_t *arr
 	}
 	err = RS_EXIT_OK;
 out:
+	rs_linum_close(lines_src);
+	rs_prog_free(&p);
 	rs_ksyms_free(ks);
+	free(laddr);
 	free(lens);
 	free(image);
 	free(ksyms);
@@ -637,7 +704,7 @@ static int do_dump(int argc, char **argv)
 	if (json_output)
 		arr = json_array();
 	if (what == JITED) {
-		err = dump_jited(id, &info, arr);
+		err = dump_jited(id, &info, linum, arr);
 		if (err) {
 			json_decref(arr);
 			return err;

@@ -278,7 +278,11 @@ rsp prog dump id "$MAIN_ID" jited >"$TMP/j.txt" || fail "dump jited"
 grep -Eq "push|ret|jmp" "$TMP/j.txt" || fail "jited dump has no x86 code"
 rsp -j prog dump dev "$A" xdp jited | jq -e 'length > 3' >/dev/null ||
 	fail "dump jited -j"
-pass "dump jited (text, json)"
+rsp prog dump id "$MAIN_ID" jited linum | grep -q "data + 14 > data_end" ||
+	fail "jited linum: source line missing"
+rsp -j prog dump id "$MAIN_ID" jited linum | jq -e 'any(.[]; .src.line > 0) and
+	all(.[]; .addr | startswith("0x"))' >/dev/null || fail "jited linum -j"
+pass "dump jited (text, json, linum)"
 
 # ---- lift and original ------------------------------------------------------------------------
 rsp -j prog lift id "$MAIN_ID" >"$TMP/lift.json" 2>"$TMP/lift.err" ||
