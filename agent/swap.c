@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -155,6 +156,15 @@ int swap_enter_netns(const struct rs_attach_point *pt, int *saved)
 		return err;
 	if (self == pt->netns_ino)
 		return 0;
+	/* an ip-netns name still naming the same namespace saves walking /proc */
+	if (pt->netns[0] && strncmp(pt->netns, "pid ", 4) && !strchr(pt->netns, '/')) {
+		char path[128];
+		struct stat st;
+
+		snprintf(path, sizeof(path), "/run/netns/%s", pt->netns);
+		if (!stat(path, &st) && st.st_ino == pt->netns_ino)
+			return rs_netns_enter(path, saved);
+	}
 	err = rs_netns_list(&list, &cnt);
 	if (err)
 		return err;
