@@ -341,7 +341,8 @@ struct rs_guard_opts {
 	uint32_t max_slots;		/* watched maps at most (default and limit 1024; pinned:
 					 * the pinned watch list's) */
 	bool force_raw_tp;		/* raw_tp/sys_enter even when tracefs works */
-	bool no_watcher;		/* generation array only (offline use, tests) */
+	bool no_watcher;		/* generation array only (offline replay of private maps):
+					 * the caller bumps on each of its own writes */
 	bool bump_own_loads;		/* also bump on BPF_PROG_LOADs of this process (tests) */
 	unsigned int quiesce_ms;	/* rs_guard_watch: wait for older writes (default 2000) */
 };

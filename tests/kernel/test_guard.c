@@ -11,7 +11,10 @@
  * load as a specialized program does; unwatch bumps and slots never go back; the quiescence
  * wait refuses while an older write is in flight; churn counts writes per map; a pinned
  * watcher keeps bumping after the agent closed it, a new agent takes the pins over, and unpin
- * stops it.  Everything the test creates (maps, programs, pins) is removed at the end.
+ * stops it.  End to end with the specializer: a program folded by rs_optimize() against a
+ * guarded snapshot returns its constant (even after a write the watcher cannot see) until a
+ * user-space write or a manual bump sends it to its original code.  Everything the test
+ * creates (maps, programs, pins, the helper child) is removed at the end.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -31,6 +34,8 @@
 #include <bpf/libbpf.h>
 
 #include "agent/agent.h"
+#include "instrument/instrument.h"
+#include "optimizer/optimizer.h"
 
 #define LD_MAP(dst, src, imm0, imm1)						\
 	{ .code = BPF_LD | BPF_IMM | BPF_DW, .dst_reg = dst, .src_reg = src, .imm = imm0 }, \
@@ -453,6 +458,132 @@ static void test_no_watcher(void **state)
 	close(a);
 }
 
+/*
+ * The contract with the specializer: a program folded against a guarded snapshot returns the
+ * snapshot's constant until a user-space write bumps the slot, then runs its original code
+ * (the new value), with no agent involved.
+ */
+static void test_specialized_fallback(void **state)
+{
+	struct rs_guard *g = open_guard(false, false);
+	int m = bpf_map_create(BPF_MAP_TYPE_ARRAY, "rs_gt_spec", 4, 4, 1, NULL), fd;
+	struct bpf_insn insns[] = {
+		MOV64_IMM(1, 0),
+		{ .code = BPF_STX | BPF_MEM | BPF_W, .dst_reg = 10, .src_reg = 1, .off = -4 },
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_X, .dst_reg = 2, .src_reg = 10 },
+		{ .code = BPF_ALU64 | BPF_ADD | BPF_K, .dst_reg = 2, .imm = -4 },
+		LD_MAP(1, BPF_PSEUDO_MAP_IDX, 0, 0),
+		{ .code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_map_lookup_elem },
+		{ .code = BPF_JMP | BPF_JEQ | BPF_K, .dst_reg = 0, .off = 2 },
+		LDX_W(0, 0, 0),
+		EXIT_INSN(),
+		MOV64_IMM(0, 2),
+		EXIT_INSN(),
+	};
+	uint8_t pkt[64] = {};
+	LIBBPF_OPTS(bpf_test_run_opts, t, .data_in = pkt, .data_size_in = sizeof(pkt));
+	RS_OPTS(rs_snapshot_opts, so, .guard = g);
+	struct rs_opt_opts oo = { .sz = sizeof(oo) };
+	struct rs_map_ref ref = { .id = 0 };
+	struct rs_opt_result res;
+	struct rs_snapshot snap;
+	struct rs_prog p;
+	uint32_t k = 0, v = 1;
+
+	(void)state;
+	assert_true(m >= 0);
+	assert_int_equal(bpf_map_update_elem(m, &k, &v, BPF_ANY), 0);
+	rs_prog_init(&p);
+	snprintf(p.name, sizeof(p.name), "rs_gt_spec");
+	snprintf(p.license, sizeof(p.license), "GPL");
+	p.type = BPF_PROG_TYPE_XDP;
+	assert_int_equal(rs_prog_set_insns(&p, insns, RS_ARRAY_SIZE(insns)), 0);
+	ref.id = map_id(m);
+	ref.type = BPF_MAP_TYPE_ARRAY;
+	ref.key_size = 4;
+	ref.value_size = 4;
+	ref.max_entries = 1;
+	snprintf(ref.name, sizeof(ref.name), "rs_gt_spec");
+	assert_int_equal(rs_prog_add_map(&p, &ref), 0);
+
+	assert_int_equal(rs_snapshot_take_opts(&p, NULL, &so, &snap), 0);
+	assert_true(snap.maps[0].watched);
+	assert_int_equal(rs_guard_map_ref(g, &oo.guard_map), 0);
+	memset(&res, 0, sizeof(res));
+	assert_int_equal(rs_optimize(&p, &snap, NULL, &oo, &res), 0);
+	assert_int_equal(res.guarded_maps, 1);
+	fd = rs_prog_load(&res.prog, NULL);		/* own load: no bump */
+	assert_true(fd >= 0);
+	/* the folded constant and the live value agree: 1 */
+	assert_int_equal(bpf_prog_test_run_opts(fd, &t), 0);
+	assert_int_equal(t.retval, 1);
+	/* bpf_map_lookup_elem from user space does not disturb it; an update must */
+	v = 7;
+	assert_int_equal(bpf_map_update_elem(m, &k, &v, BPF_ANY), 0);
+	assert_int_equal(bpf_prog_test_run_opts(fd, &t), 0);
+	assert_int_equal(t.retval, 7);		/* guard fell back to the original code */
+	/* and it stays on the original path: a later write is seen too */
+	v = 9;
+	assert_int_equal(bpf_map_update_elem(m, &k, &v, BPF_ANY), 0);
+	assert_int_equal(bpf_prog_test_run_opts(fd, &t), 0);
+	assert_int_equal(t.retval, 9);
+	close(fd);
+
+	/*
+	 * The constant really is folded: a write the watcher does not see (a helper write by a
+	 * program loaded from our own, exempt process) leaves the specialized program on its
+	 * constant; bumping the guard by hand sends it to the original code and the live value.
+	 */
+	{
+		struct bpf_insn wr[] = {
+			MOV64_IMM(1, 0),
+			{ .code = BPF_STX | BPF_MEM | BPF_W, .dst_reg = 10, .src_reg = 1, .off = -4 },
+			MOV64_IMM(1, 5),
+			{ .code = BPF_STX | BPF_MEM | BPF_W, .dst_reg = 10, .src_reg = 1, .off = -8 },
+			{ .code = BPF_ALU64 | BPF_MOV | BPF_X, .dst_reg = 2, .src_reg = 10 },
+			{ .code = BPF_ALU64 | BPF_ADD | BPF_K, .dst_reg = 2, .imm = -4 },
+			{ .code = BPF_ALU64 | BPF_MOV | BPF_X, .dst_reg = 3, .src_reg = 10 },
+			{ .code = BPF_ALU64 | BPF_ADD | BPF_K, .dst_reg = 3, .imm = -8 },
+			LD_MAP(1, BPF_PSEUDO_MAP_FD, m, 0),
+			MOV64_IMM(4, 0),
+			{ .code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_map_update_elem },
+			MOV64_IMM(0, 2),
+			EXIT_INSN(),
+		};
+		uint64_t gen;
+		int wfd;
+
+		rs_snapshot_free(&snap);
+		rs_opt_result_free(&res);
+		assert_int_equal(rs_snapshot_take_opts(&p, NULL, &so, &snap), 0);
+		memset(&res, 0, sizeof(res));
+		assert_int_equal(rs_optimize(&p, &snap, NULL, &oo, &res), 0);
+		assert_int_equal(res.guarded_maps, 1);
+		fd = rs_prog_load(&res.prog, NULL);
+		assert_true(fd >= 0);
+		wfd = bpf_prog_load(BPF_PROG_TYPE_XDP, "rs_gt_wr", "GPL", wr, RS_ARRAY_SIZE(wr),
+				    NULL);
+		assert_true(wfd >= 0);
+		assert_int_equal(bpf_prog_test_run_opts(wfd, &t), 0);
+		assert_int_equal(bpf_map_lookup_elem(m, &k, &v), 0);
+		assert_int_equal(v, 5);
+		assert_int_equal(rs_guard_read(g, snap.maps[0].guard_slot, &gen), 0);
+		assert_int_equal(gen, snap.maps[0].generation);	/* unseen write */
+		assert_int_equal(bpf_prog_test_run_opts(fd, &t), 0);
+		assert_int_equal(t.retval, 9);				/* the constant */
+		assert_int_equal(rs_guard_bump_all(g), 0);
+		assert_int_equal(bpf_prog_test_run_opts(fd, &t), 0);
+		assert_int_equal(t.retval, 5);				/* original code */
+		close(wfd);
+		close(fd);
+	}
+	rs_snapshot_free(&snap);
+	rs_opt_result_free(&res);
+	rs_prog_free(&p);
+	rs_guard_close(g);
+	close(m);
+}
+
 static void log_fn(enum rs_log_level level, const char *fmt, va_list ap)
 {
 	if (level <= RS_LOG_INFO || getenv("RS_DEBUG"))
@@ -493,6 +624,7 @@ int main(void)
 		cmocka_unit_test(test_quiesce),
 		cmocka_unit_test(test_pinned),
 		cmocka_unit_test(test_no_watcher),
+		cmocka_unit_test(test_specialized_fallback),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
