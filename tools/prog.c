@@ -839,11 +839,46 @@ static const struct {
 	{ "help",	do_help },
 };
 
+/*
+ * Accept the global options after the command too, like bpftool ("respec prog list -j"):
+ * strip them from argv, except where they are the argument of a PROG keyword.
+ */
+static int take_late_options(int argc, char **argv)
+{
+	static const char *const kw[] = { "id", "pinned", "tag", "name", "dev" };
+	int i, n = 0;
+	size_t k;
+
+	for (i = 0; i < argc; i++) {
+		bool arg_of_kw = false;
+
+		for (k = 0; n > 0 && k < RS_ARRAY_SIZE(kw); k++)
+			arg_of_kw |= !strcmp(argv[n - 1], kw[k]);
+		if (!arg_of_kw) {
+			if (!strcmp(argv[i], "-j") || !strcmp(argv[i], "--json")) {
+				json_output = true;
+				continue;
+			}
+			if (!strcmp(argv[i], "-p") || !strcmp(argv[i], "--pretty")) {
+				json_output = pretty_output = true;
+				continue;
+			}
+			if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) {
+				verbose++;
+				continue;
+			}
+		}
+		argv[n++] = argv[i];
+	}
+	return n;
+}
+
 int do_prog(int argc, char **argv)
 {
 	size_t i;
 	int rc;
 
+	argc = take_late_options(argc, argv);
 	if (argc < 1)
 		return usage_err("prog", "expected a command");
 	for (i = 0; i < RS_ARRAY_SIZE(prog_cmds); i++) {

@@ -247,6 +247,8 @@ if [ "$HAVE_TCX" = 1 ]; then
 else
 	echo "note: kernel refused a tcx link; tcx part not tested" >&2
 fi
+rsp prog list -p | jq -e --argjson id "$MAIN_ID" 'any(.[]; .id == $id)' >/dev/null ||
+	fail "options after the command (prog list -p)"
 rsp prog list >"$TMP/list.txt" || fail "prog list (text)"
 grep -q "^$MAIN_ID: xdp  name $XM" "$TMP/list.txt" || fail "text list lacks $XM"
 grep -q "^$UNATT_ID: .*(not attached)" "$TMP/list.txt" || fail "text list lacks (not attached)"
