@@ -6,8 +6,8 @@
  * Watch a map; every user-space write command (update, delete, lookup-and-delete, the three
  * batch writes) bumps its generation by the time the syscall returns, and a reader that sees
  * the new value never sees the old generation afterwards; loading a program that references
- * the map (by fd or through fd_array) bumps it, unless the load comes from the agent's own
- * process; an unwatched map never bumps a slot; a program reads its slot with a direct value
+ * the map (by fd, through fd_array, or bound by fd_array_cnt) bumps it, unless the load comes
+ * from the agent's own process; an unwatched map never bumps a slot; a program reads its slot with a direct value
  * load as a specialized program does; unwatch bumps and slots never go back; the quiescence
  * wait refuses while an older write is in flight; churn counts writes per map; a pinned
  * watcher keeps bumping after the agent closed it, a new agent takes the pins over, and unpin
@@ -26,6 +26,7 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -91,6 +92,30 @@ static int load_referencing(int map_fd, bool via_fd_array)
 
 	return bpf_prog_load(BPF_PROG_TYPE_XDP, "rs_gt_ref", "GPL", via_fd_array ? idx : direct,
 			     RS_ARRAY_SIZE(idx), &o);
+}
+
+/*
+ * Load "r0 = XDP_PASS; exit" with fd_array = { map_fd } and fd_array_cnt = 1 (kernel 6.14+:
+ * the map is bound to the program without any instruction referring to it).  The 6.1 uapi
+ * has no fd_array_cnt: it sits 12 bytes after core_relo_rec_size (log_true_size,
+ * prog_token_fd, fd_array_cnt).
+ */
+static int load_fd_array_cnt(int map_fd)
+{
+	struct bpf_insn insns[] = { MOV64_IMM(0, 2), EXIT_INSN() };
+	int fds[1] = { map_fd };
+	uint8_t buf[256] = {};
+	union bpf_attr *attr = (union bpf_attr *)buf;
+	size_t cnt_off = offsetof(union bpf_attr, core_relo_rec_size) + 12;
+	uint32_t one = 1;
+
+	attr->prog_type = BPF_PROG_TYPE_XDP;
+	attr->insns = (uintptr_t)insns;
+	attr->insn_cnt = RS_ARRAY_SIZE(insns);
+	attr->license = (uintptr_t)"GPL";
+	attr->fd_array = (uintptr_t)fds;
+	memcpy(buf + cnt_off, &one, sizeof(one));
+	return syscall(__NR_bpf, BPF_PROG_LOAD, attr, cnt_off + 8);
 }
 
 /* Low 32 bits of generation slot `slot`, as a specialized program reads it (direct value). */
@@ -178,6 +203,11 @@ static void write_commands(struct rs_guard *g, bool raw)
 	assert_true(gen_of(g, slot) > g1);
 	g1 = gen_of(g, slot);
 	pfd = load_referencing(a, true);
+	assert_true(pfd >= 0);
+	close(pfd);
+	assert_true(gen_of(g, slot) > g1);
+	g1 = gen_of(g, slot);
+	pfd = load_fd_array_cnt(a);
 	assert_true(pfd >= 0);
 	close(pfd);
 	assert_true(gen_of(g, slot) > g1);
