@@ -156,7 +156,8 @@ static int collect_links(struct link_vec *lv)
 		};
 	}
 	if (err != -ENOENT) {
-		rs_warn("discover: walking bpf links: %s", rs_strerror(err));
+		rs_warn("discover: walking bpf links: %s%s", rs_strerror(err),
+			err == -EPERM ? " (needs root: CAP_SYS_ADMIN)" : "");
 		return err;
 	}
 	return 0;

@@ -166,7 +166,8 @@ static int resolve_id(const struct rs_prog_spec *spec, uint32_t *prog_id)
 			return -RS_ERR_NOT_FOUND;
 		}
 		fd = -errno;
-		rs_warn("prog id %u: %s", spec->id, rs_strerror(fd));
+		rs_warn("prog id %u: %s%s", spec->id, rs_strerror(fd),
+			fd == -EPERM ? " (needs root: CAP_SYS_ADMIN)" : "");
 		return fd;
 	}
 	close(fd);
