@@ -179,12 +179,73 @@ static void test_random(void **state)
 	}
 }
 
+/*
+ * garbage in: random bytes biased towards real opcodes.  Nothing may crash (run under
+ * ASan/valgrind to see more), and whatever validates must build a CFG and liveness.
+ */
+static void test_garbage(void **state)
+{
+	static const uint8_t codes[] = {
+		BPF_ALU64 | BPF_MOV | BPF_K, BPF_ALU64 | BPF_ADD | BPF_X, BPF_ALU | BPF_END,
+		BPF_LDX | BPF_MEM | BPF_W, BPF_STX | BPF_ATOMIC | BPF_DW, BPF_LD | BPF_IMM | BPF_DW,
+		BPF_JMP | BPF_JEQ | BPF_K, BPF_JMP32 | BPF_JA, BPF_JMP | BPF_JA, BPF_JMP | BPF_CALL,
+		BPF_JMP | BPF_EXIT, BPF_JMP | BPF_JCOND, 0,
+	};
+	uint64_t seed = rs_test_seed(8080);
+	size_t valid = 0;
+	int iter;
+
+	(void)state;
+	for (iter = 0; iter < 20000; iter++) {
+		size_t n = 1 + rs_rand_below(12), i;
+		struct bpf_insn in[12];
+		struct rs_prog p;
+		struct rs_cfg cfg;
+		rs_regmask_t *live;
+		char buf[128];
+
+		for (i = 0; i < n; i++) {
+			uint64_t r = rs_rand();
+
+			memcpy(&in[i], &r, sizeof(r));
+			if (rs_rand_below(4)) {
+				in[i].code = codes[rs_rand_below(RS_ARRAY_SIZE(codes))];
+				in[i].dst_reg = (uint8_t)rs_rand_below(11);
+				in[i].src_reg = (uint8_t)rs_rand_below(3);
+				in[i].off = (int16_t)((int)rs_rand_below(2 * n + 1) - (int)n);
+				in[i].imm = rs_rand_below(3) ? (int32_t)rs_rand_below(4) : in[i].imm;
+			}
+		}
+		if (rs_rand_below(2))
+			in[n - 1] = EXIT();
+		for (i = 0; i < n; i++)
+			rs_insn_snprint(buf, sizeof(buf), in, n, i);
+		rs_prog_init(&p);
+		assert_int_equal(rs_prog_set_insns(&p, in, n), 0);
+		if (rs_prog_validate(&p, buf, sizeof(buf)) == 0) {
+			valid++;
+			if (rs_cfg_build(in, n, &cfg))
+				fail_msg("seed %llu iter %d: valid program without CFG",
+					 (unsigned long long)seed, iter);
+			assert_int_equal(rs_liveness(&cfg, in, &live), 0);
+			free(live);
+			rs_cfg_free(&cfg);
+		} else if (rs_cfg_build(in, n, &cfg) == 0) {
+			rs_cfg_free(&cfg);
+		}
+		rs_prog_free(&p);
+	}
+	fprintf(stderr, "%zu of 20000 garbage programs were valid\n", valid);
+	assert_true(valid > 100);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rules),
 		cmocka_unit_test(test_btf_info),
 		cmocka_unit_test(test_random),
+		cmocka_unit_test(test_garbage),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
