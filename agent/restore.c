@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -267,7 +268,10 @@ struct sigent {
 	enum rs_attach_kind kind;
 	char key[128];
 	uint32_t orig_id, ours_id;
-	int netns_fd, link_fd, map_fd, orig_fd, ours_fd;
+	int orig_fd, ours_fd;
+	uint32_t link_id, map_id;
+	char ns_path[128];		/* "" when no namespace is involved */
+	uint64_t ns_ino;
 	int ifindex;
 	bool egress;
 	uint32_t xdp_flags, handle, prio, slot;
@@ -292,9 +296,6 @@ static void sigent_clear(struct sigent *s)
 {
 	s->used = 0;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	close_fd(&s->netns_fd);
-	close_fd(&s->link_fd);
-	close_fd(&s->map_fd);
 	close_fd(&s->orig_fd);
 	close_fd(&s->ours_fd);
 }
@@ -306,6 +307,7 @@ void sigtab_register(const struct rs_journal_entry *e, const char *journal_path,
 	struct bpf_prog_info info = {};
 	__u32 len = sizeof(info);
 	struct sigent *s = NULL;
+	bool own;
 	size_t i;
 
 	pthread_mutex_lock(&sigtab_lock);
@@ -327,7 +329,7 @@ void sigtab_register(const struct rs_journal_entry *e, const char *journal_path,
 	if (s->used)
 		sigent_clear(s);
 	else
-		s->netns_fd = s->link_fd = s->map_fd = s->orig_fd = s->ours_fd = -1;
+		s->orig_fd = s->ours_fd = -1;
 	snprintf(s->key, sizeof(s->key), "%s", e->key);
 	s->kind = e->pt.kind;
 	s->orig_id = e->orig_id;
@@ -346,19 +348,22 @@ void sigtab_register(const struct rs_journal_entry *e, const char *journal_path,
 	s->closed_len = journal_format(&closed, s->closed_line, sizeof(s->closed_line));
 	if (s->closed_len < 0)
 		s->closed_len = 0;
-	s->netns_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	/*
+	 * Links, maps and namespaces are kept by id / path, not by fd: an fd of ours would keep
+	 * a link attached, or a namespace alive, after its owner let it go.
+	 */
+	s->link_id = e->pt.link_id;
+	s->map_id = e->pt.map_id;
+	s->ns_ino = e->pt.netns_ino;
+	if (swap_netns_path(&e->pt, s->ns_path, sizeof(s->ns_path), &own))
+		s->ns_path[0] = 0;
 	s->orig_fd = fcntl(orig_fd, F_DUPFD_CLOEXEC, 3);
 	s->ours_fd = fcntl(ours_fd, F_DUPFD_CLOEXEC, 3);
-	if (e->pt.link_id)
-		s->link_fd = bpf_link_get_fd_by_id(e->pt.link_id);
-	if (e->pt.kind == RS_ATTACH_PROG_ARRAY)
-		s->map_fd = bpf_map_get_fd_by_id(e->pt.map_id);
 	/* cls_bpf filter name as libbpf sets it: "<prog name>:[<id>]" */
 	if (!bpf_obj_get_info_by_fd(orig_fd, &info, &len))
 		snprintf(s->tc_name, sizeof(s->tc_name), "%.15s:[%u]", info.name, info.id);
-	if (s->netns_fd < 0 || s->orig_fd < 0 || s->ours_fd < 0 ||
-	    (e->pt.link_id && s->link_fd < 0) ||
-	    (e->pt.kind == RS_ATTACH_PROG_ARRAY && s->map_fd < 0)) {
+	if (s->orig_fd < 0 || s->ours_fd < 0 ||
+	    (e->pt.kind != RS_ATTACH_PROG_ARRAY && !s->ns_path[0])) {
 		rs_warn("%s: cannot keep fds for signal-time restore", e->key);
 		sigent_clear(s);
 		goto out;
@@ -386,6 +391,39 @@ void sigtab_forget(const char *key, uint32_t orig_id)
 static long sys_bpf(int cmd, union bpf_attr *attr)
 {
 	return syscall(__NR_bpf, cmd, attr, sizeof(*attr));
+}
+
+static int obj_fd_by_id(int cmd, uint32_t id)
+{
+	union bpf_attr attr;
+	long fd;
+
+	memset(&attr, 0, sizeof(attr));
+	if (cmd == BPF_LINK_GET_FD_BY_ID)
+		attr.link_id = id;
+	else
+		attr.map_id = id;
+	fd = sys_bpf(cmd, &attr);
+	return fd < 0 ? -ENOENT : (int)fd;	/* gone: nothing to restore */
+}
+
+/* Enter the entry's namespace: opened by path, checked by inode (paths can be reused). */
+static int sig_enter(const struct sigent *s)
+{
+	struct stat st;
+	int fd, err = 0;
+
+	if (!s->ns_path[0])
+		return 0;
+	fd = open(s->ns_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -ENOENT;
+	if (fstat(fd, &st) || st.st_ino != s->ns_ino)
+		err = -ENOENT;
+	else if (setns(fd, CLONE_NEWNET))
+		err = -errno;
+	close(fd);
+	return err;
 }
 
 static void nl_put(struct nlmsghdr *nh, size_t cap, int type, const void *data, size_t len)
@@ -540,16 +578,23 @@ static int sig_one(const struct sigent *s)
 {
 	union bpf_attr attr;
 	uint32_t key = s->slot, val = 0;
+	int fd, err = 0;
 
 	memset(&attr, 0, sizeof(attr));
 	switch (s->kind) {
 	case RS_ATTACH_XDP_LINK:
 	case RS_ATTACH_TCX_LINK:
-		attr.link_update.link_fd = s->link_fd;
+		fd = obj_fd_by_id(BPF_LINK_GET_FD_BY_ID, s->link_id);
+		if (fd < 0)
+			return fd;
+		memset(&attr, 0, sizeof(attr));
+		attr.link_update.link_fd = fd;
 		attr.link_update.new_prog_fd = s->orig_fd;
 		attr.link_update.flags = BPF_F_REPLACE;
 		attr.link_update.old_prog_fd = s->ours_fd;
-		return sys_bpf(BPF_LINK_UPDATE, &attr) ? -errno : 0;
+		err = sys_bpf(BPF_LINK_UPDATE, &attr) ? -errno : 0;
+		close(fd);
+		return err;
 	case RS_ATTACH_TCX:
 		/* target_ifindex shares target_fd's place; relative_fd stays 0 */
 		attr.target_fd = s->ifindex;
@@ -559,16 +604,24 @@ static int sig_one(const struct sigent *s)
 		attr.replace_bpf_fd = s->ours_fd;
 		return sys_bpf(BPF_PROG_ATTACH, &attr) ? -errno : 0;
 	case RS_ATTACH_PROG_ARRAY:
-		attr.map_fd = s->map_fd;
+		fd = obj_fd_by_id(BPF_MAP_GET_FD_BY_ID, s->map_id);
+		if (fd < 0)
+			return fd;
+		memset(&attr, 0, sizeof(attr));
+		attr.map_fd = fd;
 		attr.key = (uintptr_t)&key;
 		attr.value = (uintptr_t)&val;
 		if (sys_bpf(BPF_MAP_LOOKUP_ELEM, &attr) && errno != ENOENT)
-			return -errno;
-		if (val != s->ours_id)
-			return -EBUSY;
-		val = s->orig_fd;
-		attr.flags = BPF_ANY;
-		return sys_bpf(BPF_MAP_UPDATE_ELEM, &attr) ? -errno : 0;
+			err = -errno;
+		else if (val != s->ours_id)
+			err = -EBUSY;
+		if (!err) {
+			val = s->orig_fd;
+			attr.flags = BPF_ANY;
+			err = sys_bpf(BPF_MAP_UPDATE_ELEM, &attr) ? -errno : 0;
+		}
+		close(fd);
+		return err;
 	case RS_ATTACH_XDP_NETLINK:
 		return sig_xdp(s);
 	case RS_ATTACH_TC_CLS:
@@ -602,11 +655,9 @@ int rs_restore_all_signal_safe(void)
 
 		if (!s->used)
 			continue;
-		if (setns(s->netns_fd, CLONE_NEWNET)) {
-			left++;
-			continue;
-		}
-		err = sig_one(s);
+		err = sig_enter(s);
+		if (!err)
+			err = sig_one(s);
 		if (self >= 0)
 			setns(self, CLONE_NEWNET);
 		/* restored, or not ours any more: either way the entry is done */
@@ -614,12 +665,9 @@ int rs_restore_all_signal_safe(void)
 			unlink(s->pin);
 			sig_journal(s);
 			s->used = 0;
-			close(s->netns_fd);
-			close(s->link_fd);	/* a link fd of ours would keep it alive */
-			close(s->map_fd);
 			close(s->orig_fd);
 			close(s->ours_fd);
-			s->netns_fd = s->link_fd = s->map_fd = s->orig_fd = s->ours_fd = -1;
+			s->orig_fd = s->ours_fd = -1;
 			if (err)
 				left++;
 		} else {

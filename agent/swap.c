@@ -139,31 +139,33 @@ const char *rs_attach_point_key(const struct rs_attach_point *pt, char *buf, siz
 
 /* ---- network namespaces ---------------------------------------------------------------- */
 
-int swap_enter_netns(const struct rs_attach_point *pt, int *saved)
+int swap_netns_path(const struct rs_attach_point *pt, char *path, size_t sz, bool *own)
 {
 	struct rs_netns *list = NULL;
 	uint64_t self = 0;
 	size_t cnt = 0, i;
 	char buf[160];
+	struct stat st;
 	int err;
 
-	*saved = -1;
+	*own = true;
+	path[0] = 0;
 	/* prog array slots live in a map: no namespace needed */
 	if (pt->kind == RS_ATTACH_PROG_ARRAY || !pt->netns_ino)
 		return 0;
 	err = rs_netns_self_ino(&self);
 	if (err)
 		return err;
-	if (self == pt->netns_ino)
+	if (self == pt->netns_ino) {
+		snprintf(path, sz, "/proc/%d/ns/net", (int)getpid());
 		return 0;
+	}
+	*own = false;
 	/* an ip-netns name still naming the same namespace saves walking /proc */
 	if (pt->netns[0] && strncmp(pt->netns, "pid ", 4) && !strchr(pt->netns, '/')) {
-		char path[128];
-		struct stat st;
-
-		snprintf(path, sizeof(path), "/run/netns/%s", pt->netns);
+		snprintf(path, sz, "/run/netns/%s", pt->netns);
 		if (!stat(path, &st) && st.st_ino == pt->netns_ino)
-			return rs_netns_enter(path, saved);
+			return 0;
 	}
 	err = rs_netns_list(&list, &cnt);
 	if (err)
@@ -172,7 +174,8 @@ int swap_enter_netns(const struct rs_attach_point *pt, int *saved)
 	for (i = 0; i < cnt; i++) {
 		if (list[i].ino != pt->netns_ino)
 			continue;
-		err = rs_netns_enter(list[i].path, saved);
+		snprintf(path, sz, "%s", list[i].path);
+		err = 0;
 		break;
 	}
 	free(list);
@@ -181,6 +184,19 @@ int swap_enter_netns(const struct rs_attach_point *pt, int *saved)
 			rs_attach_point_str(pt, buf, sizeof(buf)),
 			(unsigned long long)pt->netns_ino);
 	return err;
+}
+
+int swap_enter_netns(const struct rs_attach_point *pt, int *saved)
+{
+	char path[128];
+	bool own;
+	int err;
+
+	*saved = -1;
+	err = swap_netns_path(pt, path, sizeof(path), &own);
+	if (err || own)
+		return err;
+	return rs_netns_enter(path, saved);
 }
 
 void swap_leave_netns(int saved)
@@ -568,7 +584,7 @@ int rs_swap(const struct rs_attach_point *pt, uint32_t expected, int new_fd,
 	const char *pin_dir = RS_OPTS_GET(opts, pin_dir, NULL);
 	bool no_journal = RS_OPTS_GET(opts, no_journal, false);
 	struct journal j = { .lock_fd = -1 };
-	struct rs_journal_entry *e = NULL, saved_e;
+	struct rs_journal_entry *e = NULL, *sig_entry = NULL, saved_e;
 	uint32_t new_id, found = 0;
 	char where[160], key[128];
 	bool started = false;
@@ -646,11 +662,7 @@ int rs_swap(const struct rs_attach_point *pt, uint32_t expected, int new_fd,
 	err = swap_cas(pt, expected, new_fd, &op_ns);
 	if (err)
 		goto fail_entry;
-	orig_fd = bpf_obj_get(e->pin);
-	if (orig_fd >= 0) {
-		sigtab_register(e, j.path, orig_fd, new_fd);
-		close(orig_fd);
-	}
+	sig_entry = e;	/* for the signal-time restore, once back in our namespace */
 	goto done;
 
 fail_entry:
@@ -674,6 +686,13 @@ done:
 	}
 out:
 	swap_leave_netns(saved);
+	if (sig_entry) {
+		orig_fd = bpf_obj_get(sig_entry->pin);
+		if (orig_fd >= 0) {
+			sigtab_register(sig_entry, j.path, orig_fd, new_fd);
+			close(orig_fd);
+		}
+	}
 	if (!no_journal)
 		journal_close(&j);
 	if (RS_OPTS_HAS(opts, op_ns))

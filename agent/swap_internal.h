@@ -11,6 +11,11 @@
 
 /* ---- swap.c ---- */
 
+/*
+ * A path that opens the attach point's network namespace (/run/netns/NAME, /proc/PID/ns/net);
+ * *own when it is the caller's (path "" when no namespace is involved: prog array slots).
+ */
+int swap_netns_path(const struct rs_attach_point *pt, char *path, size_t sz, bool *own);
 /* Move into the attach point's network namespace (*saved = -1 when already there). */
 int swap_enter_netns(const struct rs_attach_point *pt, int *saved);
 void swap_leave_netns(int saved);
@@ -65,7 +70,7 @@ void journal_unpin(const struct rs_journal_entry *e);
 /* ---- restore.c: the table rs_restore_all_signal_safe() uses ---- */
 
 /* Remember (or update) a point where we put `ours_fd`, with the original's fd; fds are
- * duplicated.  Called with the point's namespace entered. */
+ * duplicated.  Called from the caller's own namespace (the point's is found by path). */
 void sigtab_register(const struct rs_journal_entry *e, const char *journal_path, int orig_fd,
 		     int ours_fd);
 void sigtab_forget(const char *key, uint32_t orig_id);
