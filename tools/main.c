@@ -33,6 +33,7 @@ static const struct cmd cmds[] = {
 	{ "prog",	do_prog,	"list, show, dump and lift loaded XDP/TC programs" },
 	{ "trace",	do_trace,	"generate synthetic pcap traces from a scenario" },
 	{ "replay",	do_replay,	"run programs over a pcap in isolation: divergences, ns/packet" },
+	{ "profile",	do_profile,	"hot keys, branch probabilities and cost of a live program" },
 	{ "restore",	do_restore,	"put original programs back from the swap journal" },
 	{ "help",	do_help,	"this text" },
 	{ 0 }

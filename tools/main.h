@@ -27,6 +27,7 @@ bool is_prefix(const char *pfx, const char *str);
 /* Subcommands: OBJECT COMMAND ... (argv[0] is the first word after OBJECT). */
 int do_prog(int argc, char **argv);
 int do_replay(int argc, char **argv);
+int do_profile(int argc, char **argv);
 int do_trace(int argc, char **argv);
 int do_restore(int argc, char **argv);
 
