@@ -3,14 +3,14 @@
  * guard.c - the guard generation array and the watcher on bpf() (DESIGN.md §3, docs/guards.md;
  * kernel half bpf/watcher.bpf.c).
  *
- * The agent owns one BPF_F_MMAPABLE array of u64 generations, one slot per watched map, and a
- * hash map id -> slot the watcher reads.  The array has a single entry holding every slot
- * (struct rs_guard_gens): the kernel allows direct value loads, which a specialized program's
- * guard prologue uses, only on single-entry arrays.  The watcher bumps a slot (atomic add) on entry to
- * every bpf() write command aimed at a watched map and on every load of a program that
- * references one; user space bumps through the mmap'ed array with the same atomic add.
- * Generations only grow: a freed slot keeps its value (bumped once more on release), so a
- * program built against a generation can never see that generation again.
+ * The agent owns one BPF_F_MMAPABLE array of u64 generations, one slot per watched map, and a hash
+ * map id -> slot the watcher reads.  The array has a single entry holding every slot (struct
+ * rs_guard_gens): the kernel allows direct value loads, which a specialized program's guard
+ * prologue uses, only on single-entry arrays.  The watcher bumps a slot (atomic add) on entry to
+ * every bpf() write command aimed at a watched map and on every load of a program that references
+ * one; user space bumps through the mmap'ed array with the same atomic add. Generations only grow:
+ * a freed slot keeps its value (bumped once more on release), so a program built against a
+ * generation can never see that generation again.
  *
  * Hooks: the tracepoints syscalls/sys_{enter,exit}_bpf (tracefs is mounted just long enough to
  * read their ids) or, without tracefs, raw_tp/sys_{enter,exit}.  The tracepoint is attached by

@@ -3,18 +3,18 @@
  * test_guard.c - the guard generation array and the watcher on bpf() (agent/guard.c,
  * bpf/watcher.bpf.c), on both hooks (syscall tracepoints and raw_tp).
  *
- * Watch a map; every user-space write command (update, delete, lookup-and-delete, the three
- * batch writes) bumps its generation by the time the syscall returns, and a reader that sees
- * the new value never sees the old generation afterwards; loading a program that references
- * the map (by fd, through fd_array, or bound by fd_array_cnt) bumps it, unless the load comes
- * from the agent's own process; an unwatched map never bumps a slot; a program reads its slot with a direct value
- * load as a specialized program does; unwatch bumps and slots never go back; the quiescence
- * wait refuses while an older write is in flight; churn counts writes per map; a pinned
- * watcher keeps bumping after the agent closed it, a new agent takes the pins over, and unpin
- * stops it.  End to end with the specializer: a program folded by rs_optimize() against a
- * guarded snapshot returns its constant (even after a write the watcher cannot see) until a
- * user-space write or a manual bump sends it to its original code.  Everything the test
- * creates (maps, programs, pins, the helper child) is removed at the end.
+ * Watch a map; every user-space write command (update, delete, lookup-and-delete, the three batch
+ * writes) bumps its generation by the time the syscall returns, and a reader that sees the new
+ * value never sees the old generation afterwards; loading a program that references the map (by
+ * fd, through fd_array, or bound by fd_array_cnt) bumps it, unless the load comes from the agent's
+ * own process; an unwatched map never bumps a slot; a program reads its slot with a direct value
+ * load as a specialized program does; unwatch bumps and slots never go back; the quiescence wait
+ * refuses while an older write is in flight; churn counts writes per map; a pinned watcher keeps
+ * bumping after the agent closed it, a new agent takes the pins over, and unpin stops it.  End to
+ * end with the specializer: a program folded by rs_optimize() against a guarded snapshot returns
+ * its constant (even after a write the watcher cannot see) until a user-space write or a manual
+ * bump sends it to its original code.  Everything the test creates (maps, programs, pins, the
+ * helper child) is removed at the end.
  */
 #include <errno.h>
 #include <pthread.h>
