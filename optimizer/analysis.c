@@ -131,6 +131,21 @@ static bool helper_arg_readonly(int32_t id, int a)
 	}
 }
 
+/* helpers that run BPF code with a pointer the program passes (callback context) */
+static bool helper_has_callback(int32_t id)
+{
+	switch (id) {
+	case BPF_FUNC_loop:
+	case BPF_FUNC_for_each_map_elem:
+	case BPF_FUNC_find_vma:
+	case BPF_FUNC_user_ringbuf_drain:
+	case BPF_FUNC_timer_set_callback:
+		return true;
+	default:
+		return id > BPF_FUNC_user_ringbuf_drain;	/* newer than the table: assume so */
+	}
+}
+
 /* ---- interpretation 1: map pointers, frame offsets, written stack bytes ------------------ */
 
 static void mark_written(struct astate *s, long off, long size)
@@ -544,10 +559,12 @@ static void transfer2(struct an *a, size_t site, size_t i, struct taint *t, stru
 			escape(res, i, rs_insn_is_pseudo_call(in) ? "passed to a subprogram" :
 			       "passed to a helper");
 		}
-		if (fp_arg && t->slots)
+		/* helpers treat stack buffers as bytes; only code can use a spilled pointer */
+		if (fp_arg && t->slots && (rs_insn_is_pseudo_call(in) ||
+					   (rs_insn_is_helper_call(in) && helper_has_callback(in->imm))))
 			escape(res, i, rs_insn_is_pseudo_call(in) ?
 			       "spilled and its stack passed to a subprogram" :
-			       "spilled and its stack passed to a helper");
+			       "spilled and its stack passed to a callback helper");
 		t->regs &= ~(rs_regmask_t)0x3f;
 		if (i == site)
 			t->regs |= TB(0);
