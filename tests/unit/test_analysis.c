@@ -220,6 +220,46 @@ static void test_spill_fill(void **state)
 	rs_prog_free(&p);
 }
 
+/* a spilled value with its stack handed to a helper: bytes only, unless the helper runs code */
+static void test_spill_and_stack_args(void **state)
+{
+	struct bpf_insn in[] = {
+		LOOKUP_HEAD,
+		STX_MEM(BPF_DW, RS_REG_FP, 0, -16),	/* 7: spill */
+		MOV64_IMM(1, 4),			/* 8 */
+		MOV64_REG(2, RS_REG_FP),		/* 9 */
+		ALU64_IMM(BPF_ADD, 2, -16),		/* 10: r2 = the spill's address */
+		MOV64_IMM(3, 0),			/* 11 */
+		MOV64_IMM(4, 0),			/* 12 */
+		CALL_HELPER(BPF_FUNC_ktime_get_ns),	/* 13: replaced below */
+		MOV64_IMM(0, 0),			/* 14 */
+		EXIT(),					/* 15 */
+		MOV64_IMM(0, 0),			/* 16 */
+		EXIT(),					/* 17 */
+	};
+	struct rs_snapshot s;
+	struct rs_prog p;
+	struct facts f;
+
+	(void)state;
+	in[6].off = 9;
+	in[13] = CALL_HELPER(BPF_FUNC_csum_diff);	/* reads the bytes */
+	mkprog(&p, in, RS_ARRAY_SIZE(in), BPF_MAP_TYPE_HASH, 1);
+	mksnap(&s, &p, true, 0);
+	analyze(&p, &s, &f);
+	assert_true(f.sf[0].value_read_only);
+	facts_free(&f);
+	rs_prog_free(&p);
+	in[13] = CALL_HELPER(BPF_FUNC_loop);		/* callback ctx: code can use it */
+	mkprog(&p, in, RS_ARRAY_SIZE(in), BPF_MAP_TYPE_HASH, 1);
+	analyze(&p, &s, &f);
+	assert_false(f.sf[0].value_read_only);
+	assert_non_null(strstr(f.sf[0].reason, "callback helper at insn 13"));
+	facts_free(&f);
+	rs_snapshot_free(&s);
+	rs_prog_free(&p);
+}
+
 static void test_escapes(void **state)
 {
 	struct bpf_insn helper[] = {
@@ -443,6 +483,7 @@ int main(void)
 		cmocka_unit_test(test_read_only),
 		cmocka_unit_test(test_store_direct_and_copy),
 		cmocka_unit_test(test_spill_fill),
+		cmocka_unit_test(test_spill_and_stack_args),
 		cmocka_unit_test(test_escapes),
 		cmocka_unit_test(test_update_helpers),
 		cmocka_unit_test(test_map_types_and_mmap),
