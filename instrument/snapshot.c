@@ -11,8 +11,8 @@
  * moved during the attempt it is repeated (a few times), else the snapshot is still correct
  * but would fall back at once.
  *
- * Contents: BPF_MAP_LOOKUP_BATCH for the hash and array families, else get_next_key + lookup
- * (LPM tries, devmaps, ...), per-index lookups for fd arrays (PROG_ARRAY, ARRAY_OF_MAPS),
+ * Contents: BPF_MAP_LOOKUP_BATCH for the hash and array families and LPM tries, else
+ * get_next_key + lookup (devmaps, ...), per-index lookups for fd arrays (PROG_ARRAY, ARRAY_OF_MAPS),
  * whose empty slots a batch cannot skip.  Only reads: no map is ever written.
  */
 #include <errno.h>
@@ -65,12 +65,12 @@ static enum read_how read_strategy(uint32_t type)
 	case BPF_MAP_TYPE_ARRAY:
 	case BPF_MAP_TYPE_PERCPU_ARRAY:
 	case BPF_MAP_TYPE_HASH_OF_MAPS:
+	case BPF_MAP_TYPE_LPM_TRIE:	/* generic batch (get_next_key inside the kernel) */
 		return READ_BATCH;
 	case BPF_MAP_TYPE_PROG_ARRAY:
 	case BPF_MAP_TYPE_ARRAY_OF_MAPS:
 	case BPF_MAP_TYPE_CGROUP_ARRAY:
 		return READ_INDEX;
-	case BPF_MAP_TYPE_LPM_TRIE:
 	case BPF_MAP_TYPE_DEVMAP:
 	case BPF_MAP_TYPE_DEVMAP_HASH:
 	case BPF_MAP_TYPE_CPUMAP:
