@@ -12,8 +12,8 @@
  * but would fall back at once.
  *
  * Contents: BPF_MAP_LOOKUP_BATCH for the hash and array families and LPM tries, else
- * get_next_key + lookup (devmaps, ...), per-index lookups for fd arrays (PROG_ARRAY, ARRAY_OF_MAPS),
- * whose empty slots a batch cannot skip.  Only reads: no map is ever written.
+ * get_next_key + lookup (devmaps, ...), per-index lookups for fd arrays (PROG_ARRAY,
+ * ARRAY_OF_MAPS), whose empty slots a batch cannot skip.  Only reads: no map is ever written.
  */
 #include <errno.h>
 #include <fcntl.h>
