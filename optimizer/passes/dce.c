@@ -162,26 +162,27 @@ static int remove_dead_defs(struct rs_opt_ctx *ctx, size_t *n)
 		err = -ENOMEM;
 		goto out;
 	}
+	/* backward through each block from its live-out: a removed instruction's inputs are
+	 * not live, so chains inside a block go in one round */
 	for (b = 0; b < cfg.bb_cnt && !err; b++) {
 		const struct rs_bb *bb = &cfg.bbs[b];
+		rs_regmask_t live = 0;
+		size_t j;
 
-		for (i = bb->start; i < bb->end && !err; i += rs_insn_width(&p->insns[i])) {
+		for (j = 0; j < 2; j++)
+			if (bb->succ[j] != RS_NO_SUCC)
+				live |= live_in[cfg.bbs[bb->succ[j]].start];
+		for (i = bb->end; i-- > bb->start && !err;) {
 			const struct bpf_insn *in = &p->insns[i];
-			size_t w = rs_insn_width(in), j;
-			rs_regmask_t out = 0;
+			size_t w;
 
-			if (!removable(in))
+			if (cfg.insn_bb[i] < 0)
+				continue;		/* second half of an ld_imm64 */
+			w = rs_insn_width(in);
+			if (!removable(in) || (rs_insn_defs(in) & live)) {
+				live = rs_insn_uses(in) | (live & (rs_regmask_t)~rs_insn_defs(in));
 				continue;
-			if (i + w < bb->end) {
-				out = live_in[i + w];
-			} else {
-				for (j = 0; j < 2; j++)
-					if (bb->succ[j] != RS_NO_SUCC)
-						out |= live_in[cfg.bbs[bb->succ[j]].start];
 			}
-			if (rs_insn_defs(in) & out)
-				continue;
-			/* a block's only instruction falling off a subprogram stays */
 			err = rs_edit_delete(e, i, w);
 			if (!err)
 				err = rs_pass_remark(ctx, RS_REMARK_APPLIED, ctx->orig_idx[i], -1,

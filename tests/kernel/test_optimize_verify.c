@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -160,6 +161,7 @@ static void run_sample(const struct sample *s)
 	struct rs_opt_result res;
 	struct rs_profile prof;
 	struct rs_snapshot snap;
+	struct timespec t0, t1;
 	struct rs_trace tr;
 	struct rs_prog p;
 	uint32_t id = 0, key = 0;
@@ -202,10 +204,14 @@ static void run_sample(const struct sample *s)
 	assert_true(gfd >= 0);
 
 	fake_profile(&p, &snap, &prof);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	assert_int_equal(rs_optimize(&p, &snap, &prof, &opts, &res), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
 	assert_int_equal(rs_prog_validate(&res.prog, NULL, 0), 0);
-	fprintf(stderr, "%s: %zu -> %zu instructions, %u maps guarded, %zu remarks\n", s->name,
-		p.insn_cnt, res.prog.insn_cnt, res.guarded_maps, res.remarks.cnt);
+	fprintf(stderr, "%s: %zu -> %zu instructions, %u maps guarded, %zu remarks, "
+		"rs_optimize %.2f ms\n", s->name, p.insn_cnt, res.prog.insn_cnt, res.guarded_maps,
+		res.remarks.cnt, (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+		(double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 	for (i = 0; i < res.stat_cnt; i++)
 		fprintf(stderr, "  %-10s applied %zu missed %zu insns %zu -> %zu\n",
 			res.stats[i].pass, res.stats[i].applied, res.stats[i].missed,
