@@ -64,7 +64,7 @@ int rs_pass_commit_prog(struct rs_opt_ctx *ctx, struct rs_prog *np, const long *
 			entry[i] = prev + 1 < (long)np->insn_cnt ? prev + 1 : -1;
 		}
 	}
-	for (o = 0; o < ctx->orig->insn_cnt; o++) {
+	for (o = 0; ctx->orig_pos && o < ctx->orig->insn_cnt; o++) {
 		long p = ctx->orig_pos[o];
 
 		if (p >= 0)
