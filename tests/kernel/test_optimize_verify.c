@@ -111,7 +111,7 @@ static void replay_zero(struct rs_replay_prog *a, struct rs_replay_prog *b,
 
 /*
  * A profile as if the traffic hit the first few keys of each lookup site's map (the keys the
- * snapshot holds): enough to make hot_keys inline real entries.
+ * snapshot holds): enough to make hot_keys inline real entries; branch counts move blocks.
  */
 static void fake_profile(const struct rs_prog *p, const struct rs_snapshot *snap,
 			 struct rs_profile *prof)
@@ -145,6 +145,19 @@ static void fake_profile(const struct rs_prog *p, const struct rs_snapshot *snap
 		for (k = 0; k < n; k++)
 			sp->counts[k] = 400 >> k;
 		prof->site_cnt++;
+	}
+	/* and branch counts that make every third conditional jump mostly taken (layout) */
+	prof->branches = calloc(p->insn_cnt + 1, sizeof(*prof->branches));
+	assert_non_null(prof->branches);
+	for (i = 0; i < p->insn_cnt; i += rs_insn_width(&p->insns[i])) {
+		struct rs_branch_profile *bp = &prof->branches[prof->branch_cnt];
+
+		if (!rs_insn_is_cond_jmp(&p->insns[i]))
+			continue;
+		bp->insn = (uint32_t)i;
+		bp->taken = i % 3 ? 1 : 100;
+		bp->not_taken = 10;
+		prof->branch_cnt++;
 	}
 	free(mf);
 	free(sf);
@@ -225,6 +238,9 @@ static void run_sample(const struct sample *s)
 				res.remarks.v[i].assumption[0] ? " | assumed: " : "",
 				res.remarks.v[i].assumption);
 	assert_true(res.guarded_maps > 0);
+	for (i = 0; i < res.stat_cnt; i++)
+		if (!strcmp(res.stats[i].pass, "layout"))
+			assert_true(res.stats[i].applied > 0);
 
 	/* the verifier accepts it */
 	log = calloc(1, 1 << 22);
