@@ -30,7 +30,7 @@ run() {	# NAME OBJ SCENARIO RATE OUT
 check() {	# NAME OBJ SCENARIO MAP
 	local name=$1 obj=$2 sc=$3 map=$4
 	"$RESPEC" trace gen --scenario "$sc" --profile high --packets "$PACKETS" --seed "$SEED" \
-		-o "$TMP/$name.pcap" --truth "$TMP/$name.truth.json" >/dev/null || return 1
+		-o "$TMP/$name.pcap" --truth "$TMP/$name.truth.json" >/dev/null 2>&1 || return 1
 	run "$name" "$obj" "$sc" 1 "$TMP/$name.r1.json" || return 1
 	if [ "$RATE" != 1 ]; then
 		run "$name" "$obj" "$sc" "$RATE" "$TMP/$name.json" || return 1
