@@ -325,11 +325,8 @@ static struct mwrites *mw_of(struct an *a, const struct aval *v)
 	return &a->mw[a->p->map_cnt];
 }
 
-static int add_site(struct an *a, size_t i, const struct astate *s)
+static int grow_sites(struct an *a)
 {
-	const struct aval *m = &s->r[1], *k = &s->r[2];
-	struct rs_site_fact *f;
-
 	if (a->site_cnt == a->site_cap) {
 		size_t cap = a->site_cap ? 2 * a->site_cap : 16;
 		struct rs_site_fact *v = realloc(a->sites, cap * sizeof(*v));
@@ -344,6 +341,35 @@ static int add_site(struct an *a, size_t i, const struct astate *s)
 		a->site_map = sm;
 		a->site_cap = cap;
 	}
+	return 0;
+}
+
+/*
+ * A direct value pointer (ld_imm64 BPF_PSEUDO_MAP_IDX_VALUE: global data, config arrays) is
+ * tracked like a lookup's value; site_map -2 - idx marks it (no site fact of its own).
+ */
+static int add_direct(struct an *a, size_t i, uint32_t map_idx)
+{
+	struct rs_site_fact *f;
+
+	if (map_idx >= a->p->map_cnt || grow_sites(a))
+		return map_idx >= a->p->map_cnt ? 0 : -ENOMEM;
+	f = &a->sites[a->site_cnt];
+	memset(f, 0, sizeof(*f));
+	f->insn = (uint32_t)i;
+	f->map_idx = map_idx;
+	f->value_read_only = true;
+	a->site_map[a->site_cnt++] = -2 - (long)map_idx;
+	return 0;
+}
+
+static int add_site(struct an *a, size_t i, const struct astate *s)
+{
+	const struct aval *m = &s->r[1], *k = &s->r[2];
+	struct rs_site_fact *f;
+
+	if (grow_sites(a))
+		return -ENOMEM;
 	f = &a->sites[a->site_cnt];
 	memset(f, 0, sizeof(*f));
 	f->insn = (uint32_t)i;
@@ -434,12 +460,16 @@ static int walk_facts(struct an *a)
 			continue;
 		s = a->in[b];
 		for (i = bb->start; i < bb->end; i += rs_insn_width(&a->p->insns[i])) {
+			const struct bpf_insn *in = &a->p->insns[i];
+
 			memcpy(a->pre[i], s.r, sizeof(s.r));
-			if (rs_insn_is_call(&a->p->insns[i])) {
+			err = 0;
+			if (rs_insn_is_call(in))
 				err = visit_call(a, i, &s);
-				if (err)
-					return err;
-			}
+			else if (rs_insn_is_ldimm64(in) && in->src_reg == BPF_PSEUDO_MAP_IDX_VALUE)
+				err = add_direct(a, i, (uint32_t)in->imm);
+			if (err)
+				return err;
 			transfer1(&s, &a->p->insns[i]);
 		}
 	}
@@ -497,6 +527,8 @@ static void transfer2(struct an *a, size_t site, size_t i, struct taint *t, stru
 
 	if (rs_insn_is_ldimm64(in)) {
 		t->regs &= ~TB(d);
+		if (i == site)
+			t->regs |= TB(d);	/* direct value pointer */
 	} else if (cls == BPF_ALU64 || cls == BPF_ALU) {
 		uint8_t op = BPF_OP(in->code);
 		bool x = BPF_SRC(in->code) == BPF_X;
@@ -657,14 +689,20 @@ static int track_sites(struct an *a)
 			continue;
 		}
 		f->value_read_only = false;
-		w = a->site_map[k] >= 0 ? &a->mw[a->site_map[k]] : &a->mw[a->p->map_cnt];
+		if (a->site_map[k] >= 0)
+			w = &a->mw[a->site_map[k]];
+		else if (a->site_map[k] <= -2)
+			w = &a->mw[-2 - a->site_map[k]];
+		else
+			w = &a->mw[a->p->map_cnt];
 		if (w->store_insn < 0) {
 			w->store_insn = f->insn;
-			snprintf(w->store_why, sizeof(w->store_why), "lookup at insn %u: %.60s",
-				 f->insn, f->reason);
+			snprintf(w->store_why, sizeof(w->store_why), "%s at insn %u: %.60s",
+				 a->site_map[k] <= -2 ? "direct value" : "lookup", f->insn,
+				 f->reason);
 		}
 	}
-	/* sites whose map is not known are no facts of any map */
+	/* direct values and sites whose map is not known are no lookup-site facts */
 	for (k = 0; k < a->site_cnt;) {
 		if (a->site_map[k] >= 0) {
 			k++;

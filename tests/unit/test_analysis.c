@@ -442,6 +442,41 @@ static void test_map_types_and_mmap(void **state)
 	rs_prog_free(&p);
 }
 
+/* global data: stores through a direct value pointer write the map */
+static void test_direct_values(void **state)
+{
+	struct bpf_insn in[] = {
+		LD_IMM64_LO(1, BPF_PSEUDO_MAP_IDX_VALUE, 0), LD_IMM64_HI(8),	/* 0-1 */
+		LDX_MEM(BPF_DW, 0, 1, 0),					/* 2 */
+		MOV64_REG(3, 1),						/* 3 */
+		ALU64_IMM(BPF_ADD, 3, 8),					/* 4 */
+		MOV64_IMM(2, 1),						/* 5 */
+		MOV64_IMM(0, 0),						/* 6: replaced */
+		EXIT(),								/* 7 */
+	};
+	struct rs_snapshot s;
+	struct rs_prog p;
+	struct facts f;
+
+	(void)state;
+	mkprog(&p, in, RS_ARRAY_SIZE(in), BPF_MAP_TYPE_ARRAY, 1);
+	mksnap(&s, &p, true, 0);
+	analyze(&p, &s, &f);
+	assert_int_equal(f.sfc, 0);			/* no lookup sites */
+	assert_int_equal(f.mf[0].level, RS_MAP_STABLE_VALUES);
+	facts_free(&f);
+	rs_prog_free(&p);
+	in[6] = I(BPF_STX | BPF_DW | BPF_ATOMIC, 3, 2, 0, BPF_ADD);	/* lock *(r3) += r2 */
+	mkprog(&p, in, RS_ARRAY_SIZE(in), BPF_MAP_TYPE_ARRAY, 1);
+	analyze(&p, &s, &f);
+	assert_int_equal(f.mf[0].level, RS_MAP_STABLE_KEYS);
+	assert_non_null(strstr(f.mf[0].reason, "direct value at insn 0"));
+	assert_int_equal(rs_prog_map_writes(&p, 0), RS_EXT_STORES);
+	facts_free(&f);
+	rs_snapshot_free(&s);
+	rs_prog_free(&p);
+}
+
 /* key bytes must be written on every path to be "known" */
 static void test_key_known_paths(void **state)
 {
@@ -488,6 +523,7 @@ int main(void)
 		cmocka_unit_test(test_update_helpers),
 		cmocka_unit_test(test_map_types_and_mmap),
 		cmocka_unit_test(test_key_known_paths),
+		cmocka_unit_test(test_direct_values),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
