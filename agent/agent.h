@@ -387,4 +387,95 @@ int rs_guard_churn(struct rs_guard *g, uint32_t map_id, uint64_t *writes, uint64
 int rs_guard_churn_since(struct rs_guard *g, uint32_t map_id, uint64_t *writes,
 			 uint64_t *first_ns, uint64_t *last_ns);
 
+/* ==== optimization log (agent/oplog.c, docs/log.md) =====================================
+ *
+ * JSON lines, one record per event, each with "v": 1, "kind", "time", "run" and (for records
+ * about a program) "prog": {id, name, tag, source} naming the ORIGINAL program.  Kinds: run,
+ * snapshot, profile, program (before/after instructions, resolved source lines, JIT image),
+ * remark, pass_stats, verify, swap, measure, rollback, restore.  Every record is written and
+ * flushed as one line, so a crash leaves at most a truncated last line (`respec log` reports
+ * it with its line number).  Source lines are resolved at write time from the program's BTF
+ * (kernel BTF object btf_id, or the BTF given with rs_oplog_set_btf() for offline objects), so
+ * the log alone is enough to render it later.
+ */
+struct rs_oplog;
+struct rs_snapshot;
+struct rs_profile;
+struct rs_opt_result;
+struct btf;
+
+struct rs_oplog_opts {
+	size_t sz;
+	bool truncate;			/* start a new file (default: append) */
+};
+#define rs_oplog_opts__last_field truncate
+
+/* Open (create) the log at `path` ("-" = stdout); opts may be NULL. */
+int rs_oplog_open(const char *path, const struct rs_oplog_opts *opts, struct rs_oplog **log);
+void rs_oplog_close(struct rs_oplog *log);
+/* BTF (borrowed, until the next call or close) for programs whose btf_id is 0. */
+void rs_oplog_set_btf(struct rs_oplog *log, const struct btf *btf);
+/* "run": who wrote what follows (command line, version, host, kernel). */
+int rs_oplog_run(struct rs_oplog *log, int argc, char **argv);
+/* "snapshot" (every map: type, sizes, entries, facts, guard slot/generation) and, when prof
+ * is not NULL, "profile" (hot keys per site, branch probabilities, cost). */
+int rs_oplog_snapshot(struct rs_oplog *log, const struct rs_prog *p,
+		      const struct rs_snapshot *snap, const struct rs_profile *prof);
+/*
+ * "program": the instructions of `p` (raw hex and text), maps, functions and resolved source
+ * lines, as `role` ("before", "after") of the original program `ident` (NULL: p itself).
+ * prog_fd >= 0 (a loaded copy): its JIT image (with JIT addresses of the source lines), its
+ * kernel id and the verifier's processed-instruction count are added.
+ */
+int rs_oplog_program(struct rs_oplog *log, const struct rs_prog *p, const struct rs_prog *ident,
+		     const char *role, int prog_fd);
+
+struct rs_oplog_remark_opts {
+	size_t sz;
+	const struct rs_snapshot *snap;	/* map facts for assumptions (may be NULL) */
+	const struct rs_profile *prof;	/* hot keys of the sites (may be NULL) */
+	double optimizer_ms;		/* time rs_optimize took (0: not recorded) */
+	bool no_programs;		/* do not write the before/after "program" records */
+};
+#define rs_oplog_remark_opts__last_field no_programs
+
+/*
+ * One optimization of `orig`: "program" before and after (unless no_programs), a "remark"
+ * per remark (site with source line, assumption with map, keys and generation, guard,
+ * before/after instructions) and "pass_stats" per pass plus a "*" total.  Starts a new round.
+ */
+int rs_oplog_remarks(struct rs_oplog *log, const struct rs_opt_result *res,
+		     const struct rs_prog *orig, const struct rs_oplog_remark_opts *opts);
+/*
+ * "verify": the kernel verifier's verdict on the optimized program of `orig`: prog_fd >= 0
+ * when it loaded (processed instructions and id read from it, and a "program" after record
+ * with its JIT image is written when `opt` is given), else err and the verifier log text.
+ */
+int rs_oplog_verify(struct rs_oplog *log, const struct rs_prog *orig, const struct rs_prog *opt,
+		    int prog_fd, int err, const char *verifier_log, double load_ms);
+
+struct rs_oplog_measure {
+	size_t sz;
+	const char *what;		/* "replay", "live", "guards_invalidated", ... */
+	const char *method;		/* "driver", "single", "bpf_stats" */
+	size_t packets;
+	double ns_before, ns_after;	/* ns per packet; 0 when not measured */
+	double driver_ns;		/* harness cost removed (0 unknown) */
+	long divergences;		/* -1 when not checked */
+	const char *pass;		/* the gain is attributed to this pass (NULL: whole) */
+};
+#define rs_oplog_measure__last_field pass
+int rs_oplog_measure(struct rs_oplog *log, const struct rs_prog *orig,
+		     const struct rs_oplog_measure *m);
+/* "swap": old_id replaced by new_id at pt (err 0) or refused (err < 0). */
+int rs_oplog_swap(struct rs_oplog *log, const struct rs_prog *orig,
+		  const struct rs_attach_point *pt, uint32_t old_id, uint32_t new_id, int err,
+		  uint64_t op_ns);
+/* "rollback": the original (to_id) put back in place of from_id, and why. */
+int rs_oplog_rollback(struct rs_oplog *log, const struct rs_prog *orig,
+		      const struct rs_attach_point *pt, uint32_t from_id, uint32_t to_id,
+		      const char *reason, int err);
+/* "restore": one outcome of respec restore. */
+int rs_oplog_restore(struct rs_oplog *log, const struct rs_restore_report *r);
+
 #endif /* RS_AGENT_H */
