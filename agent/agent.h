@@ -478,4 +478,188 @@ int rs_oplog_rollback(struct rs_oplog *log, const struct rs_prog *orig,
 /* "restore": one outcome of respec restore. */
 int rs_oplog_restore(struct rs_oplog *log, const struct rs_restore_report *r);
 
+/* ==== agent daemon: config, control loop, metrics (agent/config.c, loop.c, daemon.c,
+ * metrics.c; docs/agent.md) ====================================================================
+ *
+ * `respec agent` runs one control loop per selected attach point (an explicit state machine,
+ * rs_agent_state) inside one process that also captures program loads, re-discovers attach
+ * points on a timer and on load events, writes the JSON-lines optimization log and Prometheus
+ * metrics, and restores every original on SIGTERM/SIGINT.
+ */
+#define RS_AGENT_MAX_SELECTORS	32
+
+/* Attach kinds a selector may name (bit mask). */
+#define RS_SEL_XDP		(1u << 0)	/* XDP link or netlink */
+#define RS_SEL_TC		(1u << 1)	/* tc cls_bpf */
+#define RS_SEL_TCX		(1u << 2)	/* tcx link or tcx without link */
+#define RS_SEL_PROG_ARRAY	(1u << 3)	/* prog array slot */
+#define RS_SEL_ALL		0xfu
+
+/* One selector: every field given must match (globs with fnmatch); empty fields match all. */
+struct rs_agent_selector {
+	char name[64];			/* program name glob */
+	uint32_t id;			/* program id (0: any) */
+	char ifname[IF_NAMESIZE + 8];	/* interface name glob */
+	char netns[64];			/* namespace name glob ("" for our own namespace: "host") */
+	uint32_t kinds;			/* RS_SEL_* (0: any) */
+};
+
+struct rs_agent_config {
+	char path[4096];		/* file it came from ("" for defaults) */
+	/* selection: a point is touched when it matches some `select` (none given: every
+	 * XDP/TC point) and no `exclude` */
+	struct rs_agent_selector select[RS_AGENT_MAX_SELECTORS];
+	size_t select_cnt;
+	struct rs_agent_selector exclude[RS_AGENT_MAX_SELECTORS];
+	size_t exclude_cnt;
+	/* timing */
+	double tick_s;			/* main loop period (0.1) */
+	double discover_interval_s;	/* re-scan of attach points (10) */
+	double base_window_s;		/* cost window on the original before profiling (1) */
+	double profile_window_s;	/* instrumented variant in place (3) */
+	uint32_t sample_rate;		/* 1 in N (RS_PROF_DEFAULT_RATE) */
+	size_t top_k;			/* hot keys kept per site (8) */
+	double reprofile_interval_s;	/* periodic profile window + drift check (300, 0 off) */
+	double reoptimize_interval_s;	/* periodic re-optimization (600, 0 off) */
+	double drift_min_coverage;	/* re-optimize when the specialized hot keys cover less
+					 * than this share of a new profile's lookups (0.5) */
+	double settle_s;		/* guard invalidated: wait for no writes this long (0.3) */
+	double retry_s;			/* after a failure / refusal, try this point again (60) */
+	/* canary */
+	size_t canary_max_packets;	/* packets kept from the profile window (2048) */
+	size_t canary_min_packets;	/* fewer: no swap (1) */
+	/* revert */
+	double cost_delay_s;		/* after a swap, wait before the cost window (1) */
+	double cost_window_s;		/* cost window on the optimized program (2) */
+	double revert_ratio;		/* optimized / original above this: revert (1.10) */
+	uint64_t cost_min_packets;	/* windows with fewer runs decide nothing (1000) */
+	/* optimizer */
+	size_t max_hot_keys;		/* 8 */
+	double min_hot_share;		/* 0.01 */
+	size_t small_table_max;		/* 16 */
+	char passes[256];		/* "" = all */
+	/* places */
+	char log_path[4096];		/* JSON-lines optimization log ("" none, "-" stderr) */
+	char metrics_path[4096];	/* Prometheus text file ("" none) */
+	char metrics_listen[128];	/* "ADDR:PORT" HTTP endpoint ("" none) */
+	double metrics_interval_s;	/* metrics file rewrite period (5) */
+	char journal_dir[4096];		/* "" = RS_JOURNAL_DIR */
+	char pin_dir[4096];		/* "" = RS_PIN_DIR (swap pins and guard pins) */
+	char capture_dir[4096];		/* "" = RS_CAPTURE_DIR */
+	bool capture;			/* capture program loads (true) */
+};
+
+/* Defaults (every XDP/TC point, timings above). */
+void rs_agent_config_defaults(struct rs_agent_config *c);
+/*
+ * Strict JSON: unknown keys, wrong types and out-of-range values are errors naming the file
+ * and the key ("agent.json: profile.windw_s: unknown key"), -RS_ERR_FORMAT.  Fields absent from
+ * the file keep their defaults.  rs_agent_config_parse() reads from a string (`name` in messages).
+ */
+int rs_agent_config_load(const char *path, struct rs_agent_config *c);
+int rs_agent_config_parse(const char *text, const char *name, struct rs_agent_config *c);
+/* Does the config let the agent touch program `prog_name` at `pt`? */
+bool rs_agent_config_selects(const struct rs_agent_config *c, const struct rs_attach_point *pt,
+			     const char *prog_name);
+/* Selector kind bit of an attach kind. */
+uint32_t rs_agent_kind_bit(enum rs_attach_kind kind);
+
+/* ---- control loop per attach point (agent/loop.c) ---- */
+enum rs_agent_state {
+	RS_AGENT_DISCOVERED,	/* found, selected */
+	RS_AGENT_FETCH,		/* original bytecode: capture, else lift */
+	RS_AGENT_BASE,		/* cost window on the program in place */
+	RS_AGENT_PROFILE,	/* instrumented variant in place for a window */
+	RS_AGENT_SNAPSHOT,	/* map contents under the guard */
+	RS_AGENT_OPTIMIZE,	/* rs_optimize */
+	RS_AGENT_LOAD,		/* kernel verifier */
+	RS_AGENT_CANARY,	/* replay original vs optimized on sampled packets */
+	RS_AGENT_SWAP,		/* compare-and-swap at the point */
+	RS_AGENT_WATCH,		/* ours in place: guards, drift, cost, foreign changes */
+	RS_AGENT_SETTLE,	/* a guard fell: waiting for the map to settle */
+	RS_AGENT_IDLE,		/* nothing to do now (refused, reverted, failed): retry later */
+	RS_AGENT_GONE,		/* the point or the program is gone; the daemon drops it */
+	RS_AGENT_STATE_CNT,
+};
+const char *rs_agent_state_name(enum rs_agent_state s);
+
+/* Counters of the whole agent (metrics). */
+struct rs_agent_stats {
+	uint64_t transitions, swaps, reverts, respecializations, guard_invalidations;
+	uint64_t canary_runs, canary_divergences, verifier_rejections, foreign_replacements;
+	uint64_t profile_windows, optimizations, errors, discoveries, capture_events;
+	double last_optimize_ms, last_load_ms, last_canary_ms;
+};
+
+struct rs_guard;
+struct rs_capture;
+struct json_t;
+
+/* What every point's loop shares, owned by the daemon. */
+struct rs_agent_env {
+	const struct rs_agent_config *cfg;
+	struct rs_guard *guard;		/* may be NULL (no guard: nothing is specialized) */
+	struct rs_capture *cap;		/* may be NULL */
+	FILE *oplog;			/* JSON lines (may be NULL) */
+	struct rs_agent_stats stats;
+	bool stopping;			/* no new work: finish and restore */
+};
+
+struct rs_agent_point;
+
+/* What a point is doing, for metrics and status lines. */
+struct rs_agent_point_info {
+	struct rs_attach_point pt;
+	enum rs_agent_state state;
+	char prog_name[BPF_OBJ_NAME_LEN];
+	uint32_t orig_id;		/* the original (what we restore) */
+	uint32_t live_id;		/* what we expect at the point now */
+	uint32_t ours_id;		/* our specialized program in place (0 none) */
+	uint32_t version;		/* specializations swapped in so far */
+	double orig_ns, ours_ns;	/* cost windows (0 unknown) */
+	uint32_t guarded_maps;
+	bool guard_valid;		/* ours runs its specialized body */
+	uint64_t profile_packets;
+};
+
+int rs_agent_point_new(struct rs_agent_env *env, const struct rs_attach_point *pt,
+		       struct rs_agent_point **out);
+/* Advance the state machine as far as it can go without waiting.  now_ns: CLOCK_MONOTONIC. */
+int rs_agent_point_step(struct rs_agent_point *p, uint64_t now_ns);
+/* True while the point is between states that leave a variant of ours in place only briefly
+ * (profile window, swaps): --once waits for these to finish. */
+bool rs_agent_point_busy(const struct rs_agent_point *p);
+/* Put the original back (compare-and-swap; a foreign program is left alone) and drop state. */
+int rs_agent_point_restore(struct rs_agent_point *p);
+void rs_agent_point_info(const struct rs_agent_point *p, struct rs_agent_point_info *info);
+void rs_agent_point_free(struct rs_agent_point *p);
+
+/* One JSON-lines optimization log record: {"time":..,"event":EVENT, ...rec}.  Takes rec. */
+void rs_agent_oplog(struct rs_agent_env *env, const char *event, struct json_t *rec);
+
+/* ---- metrics (agent/metrics.c) ---- */
+struct rs_agent_metrics;
+
+int rs_agent_metrics_open(const char *listen, struct rs_agent_metrics **m);
+/* Render the Prometheus text exposition of the agent into *buf (malloc'd). */
+int rs_agent_metrics_render(const struct rs_agent_env *env, const struct rs_agent_point_info *pts,
+			    size_t cnt, double cpu_s, char **buf, size_t *len);
+/* Write the exposition to `path` atomically (temporary file + rename). */
+int rs_agent_metrics_write_file(const char *path, const char *buf, size_t len);
+/* Serve pending HTTP requests on the endpoint with `buf` (non-blocking). */
+int rs_agent_metrics_serve(struct rs_agent_metrics *m, const char *buf, size_t len);
+int rs_agent_metrics_fd(const struct rs_agent_metrics *m);
+void rs_agent_metrics_close(struct rs_agent_metrics *m);
+
+/* ---- the daemon (agent/daemon.c) ---- */
+struct rs_agent_run_opts {
+	size_t sz;
+	bool once;			/* one pass over all points, then exit (leaves ours in place) */
+	double duration_s;		/* stop after this long (0: until a signal) */
+};
+
+/* Run the agent until SIGTERM/SIGINT (or --once / duration); restores originals on exit unless
+ * once.  Returns 0 or a negative error. */
+int rs_agent_run(const struct rs_agent_config *cfg, const struct rs_agent_run_opts *opts);
+
 #endif /* RS_AGENT_H */
