@@ -305,6 +305,121 @@ static void test_firewall(void **state)
 	run_sample(&samples[2]);
 }
 
+/*
+ * Subprogram duplication on a real program with a static and a global function: every
+ * subprogram gets a harmless change (`r0 = r0` before its exits), a map is "relied upon", and
+ * the composed program (specialized + original copies, func_info repeated per copy) must load.
+ */
+static void test_subprog_duplication(void **state)
+{
+	struct bpf_insn nop = { .code = BPF_ALU64 | BPF_MOV | BPF_X, .dst_reg = 0, .src_reg = 0 };
+	RS_OPTS(rs_replay_open_opts, oo, .prog_name = "lift_xdp_fields");
+	RS_OPTS(rs_load_opts, lo);
+	struct rs_replay_prog *a = NULL;
+	struct rs_opt_opts opts = { .sz = sizeof(opts) };
+	struct rs_snapshot snap;
+	struct rs_opt_ctx ctx;
+	struct rs_remarks rms = { 0 };
+	struct rs_prog p, out;
+	struct rs_edit *e;
+	char obj[4096], *log;
+	uint32_t id = 0, guarded = 0;
+	size_t *starts, ns, i, k, nexit = 0;
+	long *pos = NULL;
+	int *fds, gfd, fd;
+
+	(void)state;
+	snprintf(obj, sizeof(obj), "%s/tests/progs/test_lift_xdp.bpf.o", build_dir);
+	assert_int_equal(rs_replay_open_object(obj, &oo, &a), 0);
+	assert_int_equal(prog_id_of(rs_replay_fd(a), &id), 0);
+	rs_prog_init(&p);
+	assert_int_equal(rs_fetch_original(id, &p, NULL), 0);
+	assert_int_equal(rs_subprog_starts(p.insns, p.insn_cnt, p.func_info, p.func_info_cnt,
+					   &starts, &ns), 0);
+	fprintf(stderr, "lift_xdp_fields: %zu insns, %zu subprograms, %zu func_info, %zu maps\n",
+		p.insn_cnt, ns, p.func_info_cnt, p.map_cnt);
+	assert_true(ns >= 3);
+	assert_true(p.map_cnt >= 1);
+
+	fds = calloc(p.map_cnt + 1, sizeof(*fds));
+	assert_non_null(fds);
+	for (i = 0; i < p.map_cnt; i++)
+		fds[i] = bpf_map_get_fd_by_id(p.maps[i].id);
+	memset(&snap, 0, sizeof(snap));
+	assert_int_equal(rs_snapshot_from_fds(&p, fds, &snap), 0);
+	for (i = 0; i < snap.map_cnt; i++) {
+		snap.maps[i].watched = true;
+		snap.maps[i].guard_slot = (uint32_t)i;
+	}
+	gfd = guard_array(p.map_cnt, &opts.guard_map);
+	assert_true(gfd >= 0);
+
+	memset(&ctx, 0, sizeof(ctx));
+	rs_prog_init(&ctx.prog);
+	assert_int_equal(rs_prog_copy(&ctx.prog, &p), 0);
+	ctx.orig = &p;
+	ctx.snap = &snap;
+	ctx.opts = &opts;
+	ctx.remarks = &rms;
+	ctx.orig_idx = calloc(p.insn_cnt, sizeof(long));
+	ctx.orig_pos = calloc(p.insn_cnt, sizeof(long));
+	ctx.map_guarded = calloc(p.map_cnt, sizeof(bool));
+	assert_non_null(ctx.map_guarded);
+	for (i = 0; i < p.insn_cnt; i++)
+		ctx.orig_idx[i] = ctx.orig_pos[i] = (long)i;
+	e = rs_edit_new(&ctx.prog);
+	for (i = 0; i < p.insn_cnt; i += rs_insn_width(&p.insns[i])) {
+		for (k = 1; k < ns && starts[k] <= i; k++)
+			;
+		if (k > 1 && rs_insn_is_exit(&p.insns[i])) {	/* exits of subprograms */
+			assert_int_equal(rs_edit_insert_before(e, i, &nop, NULL, 1), 0);
+			nexit++;
+		}
+	}
+	assert_true(nexit > 0);
+	assert_int_equal(rs_pass_commit(&ctx, e), 0);
+	rs_pass_depend_on_map(&ctx, 0);
+	rs_prog_init(&out);
+	assert_int_equal(rs_guard_compose(&ctx, &out, &guarded, &pos), 0);
+	assert_int_equal(rs_prog_validate(&out, NULL, 0), 0);
+	assert_int_equal(guarded, 1);
+	if (p.func_info_cnt)
+		assert_int_equal(out.func_info_cnt, 2 * ns - 1);
+
+	log = calloc(1, 1 << 22);
+	assert_non_null(log);
+	lo.log_buf = log;
+	lo.log_size = 1 << 22;
+	lo.log_level = 1;
+	fd = rs_prog_load(&out, &lo);
+	if (fd < 0) {
+		size_t n = strlen(log);
+
+		fprintf(stderr, "verifier refused (%d):\n%s\n", fd, n > 6000 ? log + n - 6000 : log);
+	}
+	assert_true(fd >= 0);
+	fprintf(stderr, "composed: %zu insns, %zu func_info: loaded\n", out.insn_cnt,
+		out.func_info_cnt);
+	close(fd);
+	free(log);
+	free(pos);
+	rs_prog_free(&out);
+	rs_prog_free(&ctx.prog);
+	free(ctx.orig_idx);
+	free(ctx.orig_pos);
+	free(ctx.map_guarded);
+	rs_remarks_free(&rms);
+	close(gfd);
+	rs_snapshot_free(&snap);
+	for (i = 0; i < p.map_cnt; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	free(fds);
+	free(starts);
+	rs_prog_free(&p);
+	rs_replay_close(a);
+}
+
 static int setup(void **state)
 {
 	const char *b = getenv("RS_BUILD_DIR"), *s = getenv("RS_SOURCE_DIR");
@@ -330,6 +445,7 @@ int main(void)
 		cmocka_unit_test(test_l4lb),
 		cmocka_unit_test(test_router),
 		cmocka_unit_test(test_firewall),
+		cmocka_unit_test(test_subprog_duplication),
 	};
 
 	if (geteuid() != 0) {
