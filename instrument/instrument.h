@@ -403,6 +403,13 @@ int rs_perf_start(struct rs_perf *p);
 int rs_perf_stop(struct rs_perf *p);	/* reads values */
 void rs_perf_close(struct rs_perf *p);
 const char *rs_perf_source_name(enum rs_perf_source s);	/* "hardware", "software", "none" */
+/*
+ * Counters around single test runs (repeat 1) of `rp` over the first `max` packets of `tr`
+ * (0 = all): opens, counts, closes `p` (values in p->ev[].value; *runs = runs made).  The
+ * figures include the test-run syscall around each program run.
+ */
+int rs_perf_measure_runs(struct rs_replay_prog *rp, const struct rs_trace *tr, size_t max,
+			 struct rs_perf *p, size_t *runs);
 
 /* ---- map churn (instrument/churn.c) ---- */
 
@@ -418,5 +425,57 @@ struct rs_map_churn {
 int rs_churn_begin(struct rs_guard *g, const struct rs_prog *prog, struct rs_map_churn *churn);
 int rs_churn_end(struct rs_guard *g, const struct rs_prog *prog, double window_s,
 		 struct rs_map_churn *churn);
+
+/* ==== the offline specialization pipeline (instrument/offline.c, docs/optimize.md) =======
+ *
+ * OBJ + scenario -> A (the original, private maps) and a second isolated instance whose
+ * original is fetched back; profile on a training trace; snapshot of the second instance's
+ * maps with every map watched by the real guard; rs_optimize; kernel load against those same
+ * maps.  Replay A against rs_offline_optimized() to compare and time.  Scenario updates go to
+ * both map sets (the watcher bumps the guards; the optimized program falls back).
+ */
+struct rs_opt_opts;
+struct rs_opt_result;
+struct rs_offline;
+
+struct rs_offline_opts {
+	size_t sz;
+	const char *prog_name;		/* program of the object (default: first XDP/TC) */
+	const struct rs_scenario *scenario;	/* map contents (may be NULL) */
+	const struct rs_trace *train;	/* profile on it (NULL: no profile) */
+	uint32_t sample_rate;		/* profiling: 1 in N (default 1: every packet) */
+	const struct rs_opt_opts *opt;	/* optimizer options (guard_map is filled in) */
+};
+#define rs_offline_opts__last_field opt
+
+struct rs_offline_info {
+	const struct rs_prog *orig;		/* the original (maps by id of the private maps) */
+	const struct rs_snapshot *snap;		/* last snapshot (NULL before specialize) */
+	const struct rs_profile *prof;		/* NULL without a training trace */
+	const struct rs_opt_result *res;	/* last optimizer result (NULL before) */
+	const char *verifier_log;		/* set when the verifier rejected the result */
+	double profile_ms, snapshot_ms, optimizer_ms, load_ms;
+	unsigned int specializations;		/* optimized programs loaded so far */
+};
+
+/* Open A and the second instance, start the guard, profile on opts->train. */
+int rs_offline_open(const char *path, const struct rs_offline_opts *opts,
+		    struct rs_offline **out);
+/*
+ * Snapshot (guarded), optimize and load; the new optimized program replaces the previous one.
+ * -RS_ERR_VERIFIER when the kernel refused it (info->verifier_log has the log).
+ */
+int rs_offline_specialize(struct rs_offline *off);
+void rs_offline_close(struct rs_offline *off);
+const struct rs_offline_info *rs_offline_get_info(const struct rs_offline *off);
+struct rs_replay_prog *rs_offline_original(const struct rs_offline *off);
+struct rs_replay_prog *rs_offline_optimized(const struct rs_offline *off);	/* NULL before */
+struct rs_guard *rs_offline_guard(const struct rs_offline *off);
+/* Bump every guard slot (--invalidate-guards). */
+int rs_offline_invalidate(struct rs_offline *off);
+/* Guard slots of the last snapshot whose generation moved since (0: specialized code runs). */
+int rs_offline_stale_guards(const struct rs_offline *off);
+/* Apply the scenario's update i to both map sets (through bpf(): the watcher bumps). */
+int rs_offline_apply_update(struct rs_offline *off, size_t i);
 
 #endif /* RS_INSTRUMENT_H */

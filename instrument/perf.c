@@ -18,7 +18,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "instrument/instrument.h"
+#include "instrument/replay_internal.h"
 
 /* Generic names and the libpfm4 event strings they encode to. */
 static const struct {
@@ -203,6 +203,35 @@ int rs_perf_stop(struct rs_perf *p)
 			continue;
 		if (read(e->fd, &e->value, sizeof(e->value)) != sizeof(e->value))
 			err = -EIO;
+	}
+	return err;
+}
+
+int rs_perf_measure_runs(struct rs_replay_prog *rp, const struct rs_trace *tr, size_t max,
+			 struct rs_perf *p, size_t *runs)
+{
+	size_t i, n = max && max < tr->cnt ? max : tr->cnt;
+	cpu_set_t saved;
+	struct rs_run run;
+	int err, pinned;
+
+	*runs = 0;
+	err = rs_perf_open(p);
+	if (err)
+		return err;
+	pinned = rs_replay_pin_cpu(&saved);
+	err = rs_perf_start(p);
+	for (i = 0; i < n && !err; i++)
+		if (!rs_replay_run_one(rp->fd, rp->type, 1, &tr->pkts[i], NULL, &run))
+			(*runs)++;
+	if (!err)
+		err = rs_perf_stop(p);
+	if (!pinned)
+		rs_replay_unpin_cpu(&saved);
+	for (i = 0; i < p->cnt; i++) {
+		if (p->ev[i].fd >= 0)
+			close(p->ev[i].fd);
+		p->ev[i].fd = -1;
 	}
 	return err;
 }

@@ -8,6 +8,8 @@
  *   respec replay PROG|OBJ --pcap FILE [--scenario FILE] [--against PROG|OBJ] [--prog NAME]
  *                 [--against-prog NAME] [--max-divergences N] [--mask MAP:OFF:LEN]...
  *                 [--no-timing] [--rounds N] [--instrumented [--rate N]] [-j]
+ *   respec replay OBJ --pcap EVAL --scenario FILE --optimize [--train TRAIN]
+ *                 [--invalidate-guards] [--updates] [-j]   (tools/replay_optimize.c)
  *
  * --instrumented (docs/profile.md): B is the instrumented variant of A (instrument/profile.c),
  * and the profile it collected over the trace is reported under "profile".
@@ -44,6 +46,9 @@ struct replay_args {
 	unsigned int rounds;
 	bool instrumented;		/* B = instrumented variant of A */
 	uint32_t rate;			/* its sampling rate (0: default) */
+	bool optimize;			/* B = A specialized (tools/replay_optimize.c) */
+	bool invalidate_guards, updates;
+	const char *train;
 };
 
 static int replay_help(void)
@@ -53,18 +58,22 @@ static int replay_help(void)
 		"                 [--prog NAME] [--against-prog NAME] [--max-divergences N]\n"
 		"                 [--mask MAP:OFF:LEN]... [--no-timing] [--rounds N]\n"
 		"                 [--instrumented [--rate N]] [-j]\n"
+		"       %s replay OBJ --pcap EVAL --scenario FILE --optimize [--train TRAIN]\n"
+		"                 [--invalidate-guards] [--updates] [-j]\n"
 		"       %s replay help\n\n"
 		"Runs the program over every packet of the pcap in isolation (fresh maps for OBJ,\n"
 		"clones of the live maps for PROG), compares it with --against packet by packet\n"
 		"(verdict, output bytes) and by map contents, and times both (trace driver for XDP,\n"
 		"single runs for TC).  Exit 1 when the programs diverge.\n"
 		"--instrumented compares A with its profiling variant (1 in --rate N packets\n"
-		"sampled) and reports the profile it collected.\n\n"
+		"sampled) and reports the profile it collected.\n"
+		"--optimize compares A with A specialized for the scenario's maps (profiled\n"
+		"on --train): see docs/optimize.md.\n\n"
 		"OBJ  := path of a BPF ELF object (first XDP/TC program, or --prog NAME;\n"
 		"        --against-prog NAME for the --against object, default --prog)\n"
 		"PROG := { id ID | pinned PATH | tag TAG | name NAME |\n"
 		"          dev IFNAME xdp | dev IFNAME tc { ingress | egress } }\n",
-		bin_name, bin_name);
+		bin_name, bin_name, bin_name);
 	return RS_EXIT_OK;
 }
 
@@ -112,6 +121,13 @@ static int parse_args(int argc, char **argv, struct replay_args *ra)
 			ra->instrumented = true;
 			continue;
 		}
+		if (!strcmp(o, "--optimize") || !strcmp(o, "--invalidate-guards") ||
+		    !strcmp(o, "--updates")) {
+			ra->optimize |= o[2] == 'o';
+			ra->invalidate_guards |= o[2] == 'i';
+			ra->updates |= o[2] == 'u';
+			continue;
+		}
 		if (!strcmp(o, "-j") || !strcmp(o, "--json") || !strcmp(o, "-p") ||
 		    !strcmp(o, "--pretty")) {
 			json_output = true;
@@ -134,6 +150,8 @@ static int parse_args(int argc, char **argv, struct replay_args *ra)
 			ra->scenario = v;
 		} else if (!strcmp(o, "--prog")) {
 			ra->prog_name = v;
+		} else if (!strcmp(o, "--train")) {
+			ra->train = v;
 		} else if (!strcmp(o, "--against-prog")) {
 			ra->against_prog = v;
 		} else if (!strcmp(o, "--rate")) {
@@ -167,6 +185,10 @@ static int parse_args(int argc, char **argv, struct replay_args *ra)
 		return usage_err("replay", "--instrumented and --against exclude each other");
 	if (ra->rate && !ra->instrumented)
 		return usage_err("replay", "--rate needs --instrumented");
+	if ((ra->train || ra->invalidate_guards || ra->updates) && !ra->optimize)
+		return usage_err("replay", "--train, --invalidate-guards and --updates need --optimize");
+	if (ra->optimize && (ra->has_b || ra->instrumented || ra->a.is_prog))
+		return usage_err("replay", "--optimize takes an OBJ, without --against or --instrumented");
 	return 0;
 }
 
@@ -407,6 +429,33 @@ static json_t *instrumented_profile(const struct rs_profiler *pr, struct rs_repl
 	return o;
 }
 
+/* Counters (hardware, else software: each says which) around single runs of a program. */
+static json_t *counters_json(struct rs_replay_prog *rp, const struct rs_trace *tr)
+{
+	json_t *a = json_array();
+	struct rs_perf p;
+	size_t runs = 0, i;
+
+	if (rs_perf_measure_runs(rp, tr, 20000, &p, &runs))
+		return a;
+	for (i = 0; i < p.cnt; i++) {
+		const struct rs_perf_event *e = &p.ev[i];
+		json_t *o;
+
+		if (e->source == RS_PERF_NONE)
+			continue;
+		o = json_pack("{s:s,s:s,s:I,s:I,s:f}", "event", e->name, "source",
+			      rs_perf_source_name(e->source), "value", (json_int_t)e->value,
+			      "runs", (json_int_t)runs, "per_run",
+			      runs ? (double)e->value / (double)runs : 0.0);
+		if (e->why[0])
+			json_object_set_new(o, "why", json_string(e->why));
+		json_array_append_new(a, o);
+	}
+	rs_perf_close(&p);
+	return a;
+}
+
 static void print_profile_summary(json_t *profile)
 {
 	json_t *sites = json_object_get(profile, "sites"), *s;
@@ -450,6 +499,12 @@ int do_replay(int argc, char **argv)
 	err = parse_args(argc, argv, &ra);
 	if (err)
 		return err;
+	if (ra.optimize)
+		return replay_optimize(&(struct replay_optimize_args){
+			.obj = ra.a.path, .prog_name = ra.prog_name, .scenario = ra.scenario,
+			.pcap = ra.pcap, .train = ra.train, .invalidate_guards = ra.invalidate_guards,
+			.updates = ra.updates, .no_timing = ra.no_timing, .rounds = ra.rounds,
+			.max_div = ra.max_div, .masks = ra.masks, .mask_cnt = ra.mask_cnt });
 
 	if (rs_trace_load_pcap(ra.pcap, &tr))
 		goto out;	/* the message names the file and the packet */
@@ -488,6 +543,9 @@ int do_replay(int argc, char **argv)
 		profile = instrumented_profile(pr, b);
 		if (!profile)
 			goto out;
+		/* counters around single runs (incl. the test-run syscall) of each */
+		json_object_set_new(profile, "counters", json_pack("{s:o,s:o}",
+			"original", counters_json(a, &tr), "instrumented", counters_json(b, &tr)));
 	}
 	if (!ra.no_timing) {
 		struct rs_timing_opts to = { .sz = sizeof(to), .rounds = ra.rounds,
