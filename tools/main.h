@@ -30,5 +30,20 @@ int do_replay(int argc, char **argv);
 int do_profile(int argc, char **argv);
 int do_trace(int argc, char **argv);
 int do_restore(int argc, char **argv);
+int do_optimize(int argc, char **argv);
+
+/* `respec replay OBJ --optimize ...` (tools/replay_optimize.c, docs/optimize.md) */
+struct rs_replay_mask;
+struct replay_optimize_args {
+	const char *obj, *prog_name, *scenario, *pcap, *train;
+	bool invalidate_guards;		/* bump every guard before the measured runs */
+	bool updates;			/* scenario updates halfway, then re-specialize */
+	bool no_timing;
+	unsigned int rounds;
+	size_t max_div;
+	const struct rs_replay_mask *masks;
+	size_t mask_cnt;
+};
+int replay_optimize(const struct replay_optimize_args *ra);
 
 #endif

@@ -1,0 +1,364 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * replay_optimize.c - `respec replay OBJ --optimize`: the whole offline pipeline in one command
+ * (instrument/offline.c): profile on --train, snapshot of the scenario's maps under the real
+ * guard, rs_optimize, kernel verification, then the original and the optimized program replayed
+ * and timed on --pcap.  JSON: the fields of plain replay (ratio = optimized / original) plus
+ * optimizer_ms, load_ms, remarks, guards, passes and verify.  See docs/optimize.md.
+ *
+ * --invalidate-guards bumps every guard slot before the measured run (the optimized program
+ * runs the original code it carries).  --updates replays the first half, applies the
+ * scenario's "updates" (the watcher bumps the guards), replays a quarter on the now stale
+ * program (it must fall back: 0 divergences), re-specializes from a fresh snapshot and replays
+ * the rest with the new program.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent/agent.h"
+#include "instrument/instrument.h"
+#include "optimizer/optimizer.h"
+#include "tools/main.h"
+
+struct phase {
+	const char *name;
+	size_t first, cnt;		/* packets [first, first + cnt) of the trace */
+	int stale;			/* guard slots stale during the phase */
+	unsigned int spec;		/* which specialization ran (1 = first) */
+	struct rs_replay_result res;
+};
+
+static void progress(const char *phase, size_t done, size_t total, void *ctx)
+{
+	(void)ctx;
+	if (!isatty(STDERR_FILENO) && total < 100000)
+		return;
+	fprintf(stderr, "\r%s: %zu/%zu%s", phase, done, total, done == total ? "\n" : "");
+}
+
+static json_t *stat_json(const struct rs_timing_stat *s)
+{
+	if (isnan(s->median))
+		return json_null();
+	return json_pack("{s:f,s:f,s:f}", "median", s->median, "min", s->min, "max", s->max);
+}
+
+static json_t *verdicts_json(uint32_t type, const uint64_t *hist)
+{
+	json_t *o = json_object();
+	char buf[32];
+	size_t i;
+
+	for (i = 0; i < RS_VERDICT_SLOTS; i++)
+		if (hist[i])
+			json_object_set_new(o, i == RS_VERDICT_SLOTS - 1 ? "other" :
+					    rs_verdict_name(type, rs_verdict_of_slot(i), buf,
+							    sizeof(buf)),
+					    json_integer(hist[i]));
+	return o;
+}
+
+static json_t *divs_json(uint32_t type, const struct rs_replay_result *res, size_t base)
+{
+	json_t *list = json_array();
+	char va[48], vb[48];
+	size_t i;
+
+	for (i = 0; i < res->div_cnt; i++) {
+		const struct rs_divergence *d = &res->div[i];
+
+		json_array_append_new(list, json_pack("{s:s,s:I,s:s,s:s,s:i,s:i,s:s}",
+			"kind", d->kind == RS_DIV_PACKET ? "packet" :
+				d->kind == RS_DIV_MAP ? "map" : "error",
+			"packet", (json_int_t)(d->packet + base),
+			"verdict_a", rs_verdict_name(type, d->verdict_a, va, sizeof(va)),
+			"verdict_b", rs_verdict_name(type, d->verdict_b, vb, sizeof(vb)),
+			"len_a", (int)d->len_a, "len_b", (int)d->len_b, "what", d->what));
+	}
+	return list;
+}
+
+/* What the optimizer did: pass statistics, remark counts, guards, instruction counts. */
+static json_t *optimizer_json(const struct rs_offline_info *in)
+{
+	const struct rs_opt_result *r = in->res;
+	json_t *passes = json_array();
+	size_t i, applied = 0, missed = 0;
+
+	for (i = 0; r && i < r->stat_cnt; i++)
+		json_array_append_new(passes, json_pack("{s:s,s:I,s:I,s:I,s:I}",
+			"pass", r->stats[i].pass, "applied", (json_int_t)r->stats[i].applied,
+			"missed", (json_int_t)r->stats[i].missed,
+			"insns_before", (json_int_t)r->stats[i].insns_before,
+			"insns_after", (json_int_t)r->stats[i].insns_after));
+	for (i = 0; r && i < r->remarks.cnt; i++) {
+		applied += r->remarks.v[i].kind == RS_REMARK_APPLIED;
+		missed += r->remarks.v[i].kind == RS_REMARK_MISSED;
+	}
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:o}",
+		"insns_original", (json_int_t)in->orig->insn_cnt,
+		"insns_optimized", (json_int_t)(r ? r->prog.insn_cnt : 0),
+		"remarks", (json_int_t)(r ? r->remarks.cnt : 0),
+		"remarks_applied", (json_int_t)applied, "remarks_missed", (json_int_t)missed,
+		"passes", passes);
+}
+
+static int run_phase(struct rs_offline *off, const struct rs_trace *tr, struct phase *ph,
+		     const struct rs_replay_opts *ro)
+{
+	struct rs_trace view = *tr;
+	int stale;
+
+	view.pkts = tr->pkts + ph->first;
+	view.cnt = ph->cnt;
+	stale = rs_offline_stale_guards(off);
+	ph->stale = stale < 0 ? 0 : stale;
+	ph->spec = rs_offline_get_info(off)->specializations;
+	return rs_replay_compare(rs_offline_original(off), rs_offline_optimized(off), &view, ro,
+				 &ph->res);
+}
+
+static void print_text(const struct replay_optimize_args *ra, struct rs_offline *off,
+		       const struct phase *ph, size_t phase_cnt,
+		       const struct rs_timing_result *tm, bool timed, const char *why_not,
+		       size_t divs)
+{
+	const struct rs_offline_info *in = rs_offline_get_info(off);
+	size_t i;
+
+	printf("A: %s\nB: %s\n", rs_replay_origin(rs_offline_original(off)),
+	       rs_replay_origin(rs_offline_optimized(off)));
+	printf("optimizer: %zu -> %zu insns, %zu remarks, %u guarded maps, %.2f ms "
+	       "(load %.2f ms, snapshot %.2f ms%s)\n",
+	       in->orig->insn_cnt, in->res->prog.insn_cnt, in->res->remarks.cnt,
+	       in->res->guarded_maps, in->optimizer_ms, in->load_ms, in->snapshot_ms,
+	       in->prof ? ", profiled on --train" : ", no profile");
+	for (i = 0; i < phase_cnt; i++)
+		printf("%-14s packets %zu..%zu: %zu divergences (guards stale: %d, program #%u)\n",
+		       ph[i].name, ph[i].first + 1, ph[i].first + ph[i].cnt, ph[i].res.divergences,
+		       ph[i].stale, ph[i].spec);
+	printf("divergences: %zu\n", divs);
+	if (!timed) {
+		printf("timing: skipped (%s)\n", why_not);
+		return;
+	}
+	printf("timing (%s, %u rounds, harness subtracted%s):\n", tm->method, tm->rounds,
+	       ra->invalidate_guards ? ", every guard invalidated" : "");
+	printf("  original  %8.2f ns/packet\n  optimized %8.2f ns/packet\n  ratio     %8.3f "
+	       "(per-round min %.3f, max %.3f)\n", tm->a.median, tm->b.median, tm->ratio.median,
+	       tm->ratio.min, tm->ratio.max);
+}
+
+static void print_json(const struct replay_optimize_args *ra, struct rs_offline *off,
+		       const struct phase *ph, size_t phase_cnt,
+		       const struct rs_timing_result *tm, bool timed, const char *why_not,
+		       size_t divs, int stale_timed)
+{
+	struct rs_replay_prog *a = rs_offline_original(off), *b = rs_offline_optimized(off);
+	const struct rs_offline_info *in = rs_offline_get_info(off);
+	uint32_t type = rs_replay_prog_type(a);
+	uint64_t va[RS_VERDICT_SLOTS] = {}, vb[RS_VERDICT_SLOTS] = {};
+	json_t *o = json_object(), *list = json_array(), *phases = json_array();
+	size_t i, j, packets = 0;
+
+	for (i = 0; i < phase_cnt; i++) {
+		json_t *l = divs_json(type, &ph[i].res, ph[i].first);
+
+		packets += ph[i].res.packets;
+		for (j = 0; j < RS_VERDICT_SLOTS; j++) {
+			va[j] += ph[i].res.verdicts_a[j];
+			vb[j] += ph[i].res.verdicts_b[j];
+		}
+		json_array_extend(list, l);
+		json_array_append_new(phases, json_pack("{s:s,s:I,s:I,s:I,s:i,s:i,s:o}",
+			"phase", ph[i].name, "first", (json_int_t)ph[i].first + 1,
+			"packets", (json_int_t)ph[i].res.packets,
+			"divergences", (json_int_t)ph[i].res.divergences,
+			"stale_guards", ph[i].stale, "program", (int)ph[i].spec,
+			"divergence_list", l));
+	}
+	json_object_set_new(o, "pcap", json_string(ra->pcap));
+	json_object_set_new(o, "packets", json_integer(packets));
+	json_object_set_new(o, "programs", json_pack("{s:s,s:s}", "a", rs_replay_origin(a),
+						     "b", rs_replay_origin(b)));
+	json_object_set_new(o, "verdicts", json_pack("{s:o,s:o}", "a", verdicts_json(type, va),
+						     "b", verdicts_json(type, vb)));
+	json_object_set_new(o, "divergences", json_integer(divs));
+	json_object_set_new(o, "divergence_list", list);
+	if (timed) {
+		json_object_set_new(o, "timing", json_pack("{s:s,s:i,s:I,s:o,s:i}",
+			"method", tm->method, "rounds", (int)tm->rounds, "runs", (json_int_t)tm->runs,
+			"driver", stat_json(&tm->driver), "driver_errors", (int)tm->driver_errors));
+		json_object_set_new(o, "ns_per_packet", json_pack("{s:o,s:o}", "a",
+			stat_json(&tm->a), "b", stat_json(&tm->b)));
+		json_object_set_new(o, "ratio", stat_json(&tm->ratio));
+		json_object_set_new(o, "driver_ns", json_real(tm->driver.median));
+	} else {
+		json_object_set_new(o, "timing", json_pack("{s:s}", "skipped", why_not));
+		json_object_set_new(o, "ns_per_packet", json_object());
+		json_object_set_new(o, "ratio", json_null());
+		json_object_set_new(o, "driver_ns", json_null());
+	}
+	json_object_set_new(o, "optimizer_ms", json_real(in->optimizer_ms));
+	json_object_set_new(o, "load_ms", json_real(in->load_ms));
+	json_object_set_new(o, "snapshot_ms", json_real(in->snapshot_ms));
+	json_object_set_new(o, "profile_ms", in->prof ? json_real(in->profile_ms) : json_null());
+	json_object_set_new(o, "train", ra->train ? json_string(ra->train) : json_null());
+	json_object_set_new(o, "remarks", json_integer(in->res->remarks.cnt));
+	json_object_set_new(o, "optimizer", optimizer_json(in));
+	json_object_set_new(o, "guards", json_pack("{s:I,s:s,s:b,s:i,s:i}",
+		"guarded_maps", (json_int_t)in->res->guarded_maps,
+		"hook", rs_guard_hook_name(rs_offline_guard(off)),
+		"invalidated", ra->invalidate_guards, "stale_in_timing", stale_timed,
+		"specializations", (int)in->specializations));
+	json_object_set_new(o, "verify", json_pack("{s:b}", "accepted", 1));
+	if (ra->updates)
+		json_object_set_new(o, "phases", phases);
+	else
+		json_decref(phases);
+	json_print(o);
+}
+
+static void report_rejection(const struct replay_optimize_args *ra, struct rs_offline *off)
+{
+	const struct rs_offline_info *in = rs_offline_get_info(off);
+
+	if (json_output)
+		json_print(json_pack("{s:s,s:{s:b,s:s},s:f,s:I}", "pcap", ra->pcap,
+			"verify", "accepted", 0, "log", in->verifier_log ?: "",
+			"optimizer_ms", in->optimizer_ms,
+			"remarks", (json_int_t)(in->res ? in->res->remarks.cnt : 0)));
+	else if (in->verifier_log && verbose)
+		fprintf(stderr, "%s", in->verifier_log);
+	p_err("%s: the verifier rejected the optimized program (the original stays)%s", ra->obj,
+	      json_output || verbose ? "" : "; -v shows the verifier log");
+}
+
+int replay_optimize(const struct replay_optimize_args *ra)
+{
+	struct rs_replay_opts ro = { .sz = sizeof(ro), .max_divergences = ra->max_div,
+				     .masks = ra->masks, .mask_cnt = ra->mask_cnt,
+				     .progress = progress };
+	struct rs_offline_opts oo = { .sz = sizeof(oo), .prog_name = ra->prog_name };
+	struct rs_trace tr = {}, train = {};
+	struct rs_timing_result tm = {};
+	struct rs_scenario *sc = NULL;
+	struct rs_offline *off = NULL;
+	struct phase ph[3] = {};
+	const char *why_not = "--no-timing";
+	size_t phase_cnt = 0, divs = 0, i, n;
+	int err, ret = RS_EXIT_FAIL, stale_timed = 0;
+	bool timed = false;
+
+	if (rs_trace_load_pcap(ra->pcap, &tr))
+		goto out;
+	if (ra->train && rs_trace_load_pcap(ra->train, &train))
+		goto out;
+	if (ra->scenario && rs_scenario_load(ra->scenario, &sc))
+		goto out;
+	if (ra->updates && (!sc || !rs_scenario_update_cnt(sc))) {
+		p_err("--updates: %s has no \"updates\"", ra->scenario ?: "no --scenario given");
+		goto out;
+	}
+	if (access(ra->obj, R_OK)) {
+		p_err("%s: %s", ra->obj, strerror(errno));
+		goto out;
+	}
+	oo.scenario = sc;
+	oo.train = ra->train ? &train : NULL;
+	err = rs_offline_open(ra->obj, &oo, &off);
+	if (err) {
+		p_err("%s: offline pipeline: %s", ra->obj, rs_strerror(err));
+		goto out;
+	}
+	err = rs_offline_specialize(off);
+	if (err == -RS_ERR_VERIFIER) {
+		report_rejection(ra, off);
+		goto out;
+	}
+	if (err) {
+		p_err("%s: specialization failed: %s", ra->obj, rs_strerror(err));
+		goto out;
+	}
+	n = tr.cnt;
+	if (!ra->updates) {
+		ph[phase_cnt++] = (struct phase){ .name = "all", .first = 0, .cnt = n };
+	} else {
+		ph[0] = (struct phase){ .name = "before", .first = 0, .cnt = n / 2 };
+		ph[1] = (struct phase){ .name = "fallback", .first = n / 2,
+					.cnt = (n - n / 2) / 2 };
+		ph[2] = (struct phase){ .name = "respecialized", .first = ph[1].first + ph[1].cnt,
+					.cnt = n - ph[1].first - ph[1].cnt };
+		phase_cnt = 3;
+	}
+	if (ra->invalidate_guards && rs_offline_invalidate(off)) {
+		p_err("%s: invalidating the guards failed", ra->obj);
+		goto out;
+	}
+	for (i = 0; i < phase_cnt; i++) {
+		if (ra->updates && i == 1) {
+			size_t u;
+
+			for (u = 0; u < rs_scenario_update_cnt(sc); u++)
+				if (rs_offline_apply_update(off, u)) {
+					p_err("%s: applying update %zu failed", ra->scenario, u);
+					goto out;
+				}
+		}
+		if (ra->updates && i == 2) {
+			err = rs_offline_specialize(off);
+			if (err == -RS_ERR_VERIFIER) {
+				report_rejection(ra, off);
+				goto out;
+			}
+			if (err) {
+				p_err("%s: re-specialization failed: %s", ra->obj, rs_strerror(err));
+				goto out;
+			}
+			if (ra->invalidate_guards && rs_offline_invalidate(off))
+				goto out;
+		}
+		if (run_phase(off, &tr, &ph[i], &ro)) {
+			p_err("%s: replay of phase '%s' failed", ra->obj, ph[i].name);
+			goto out;
+		}
+		divs += ph[i].res.divergences;
+	}
+	if (ra->updates && !ra->invalidate_guards && !ph[1].stale) {
+		p_err("%s: the updates bumped no guard: the fallback phase ran specialized code",
+		      ra->scenario);
+		divs++;
+	}
+	if (!ra->no_timing) {
+		struct rs_timing_opts to = { .sz = sizeof(to), .rounds = ra->rounds,
+					     .progress = progress };
+
+		stale_timed = rs_offline_stale_guards(off);
+		err = rs_replay_time(rs_offline_original(off), rs_offline_optimized(off), &tr, &to,
+				     &tm);
+		if (!err)
+			timed = true;
+		else if (err == -EBUSY)
+			why_not = "kernel.bpf_stats_enabled is on";
+		else
+			why_not = "timing failed";
+	}
+	if (json_output)
+		print_json(ra, off, ph, phase_cnt, &tm, timed, why_not, divs, stale_timed);
+	else
+		print_text(ra, off, ph, phase_cnt, &tm, timed, why_not, divs);
+	ret = divs ? RS_EXIT_FAIL : RS_EXIT_OK;
+out:
+	for (i = 0; i < RS_ARRAY_SIZE(ph); i++)
+		rs_replay_result_free(&ph[i].res);
+	rs_offline_close(off);
+	if (sc)
+		rs_scenario_free(sc);
+	rs_trace_free(&train);
+	rs_trace_free(&tr);
+	return ret;
+}
