@@ -30,6 +30,7 @@ int do_replay(int argc, char **argv);
 int do_profile(int argc, char **argv);
 int do_trace(int argc, char **argv);
 int do_restore(int argc, char **argv);
+int do_log(int argc, char **argv);
 int do_optimize(int argc, char **argv);
 
 /* `respec replay OBJ --optimize ...` (tools/replay_optimize.c, docs/optimize.md) */
