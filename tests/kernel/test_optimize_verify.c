@@ -191,6 +191,7 @@ static void run_sample(const struct sample *s)
 	assert_int_equal(system(cmd), 0);
 	memset(&tr, 0, sizeof(tr));
 	assert_int_equal(rs_trace_load_pcap(pcap, &tr), 0);
+	unlink(pcap);		/* in memory now: nothing left behind if an assertion fails */
 
 	assert_int_equal(rs_scenario_load(scen, &sc), 0);
 	oo.scenario = sc;
@@ -284,7 +285,6 @@ static void run_sample(const struct sample *s)
 	rs_replay_close(a);
 	rs_scenario_free(sc);
 	rs_trace_free(&tr);
-	unlink(pcap);
 }
 
 static void test_l4lb(void **state)
