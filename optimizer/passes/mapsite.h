@@ -122,6 +122,19 @@ double rs_lookup_cost(uint32_t map_type, uint32_t key_size);
 double rs_chain_cost(const double *p, size_t n, uint32_t key_size, int32_t key_off,
 		     double miss_cost);
 
+/*
+ * A lookup in a complete LPM trie snapshot as a decision tree (lpm_tree.c): a binary search,
+ * weighted by the site profile `sp` (may be NULL), over the intervals of addresses with the
+ * same longest match; leaves set r0 to a pool copy of the value or 0 (`values` false: a
+ * present match takes the original `call`); a key whose prefixlen is not the full width
+ * takes the call.  -E2BIG when more than `max_intervals` intervals (or a branch out of range),
+ * -EOPNOTSUPP for key layouts it does not handle.  *out is allocated; branches are local.
+ */
+int rs_lpm_tree_emit(struct rs_opt_ctx *ctx, const struct rs_map_snapshot *m,
+		     const struct rs_site_profile *sp, int32_t key_off, bool values,
+		     const struct bpf_insn *call, size_t max_intervals,
+		     struct bpf_insn **out, size_t *out_cnt, size_t *n_intervals);
+
 /* "k=0a000001 00000020" hex text of a key for remarks (truncated to fit). */
 const char *rs_key_str(const uint8_t *key, uint32_t size, char *buf, size_t sz);
 

@@ -167,6 +167,52 @@ out:
 	return err;
 }
 
+#define LPM_TREE_MAX	2048	/* intervals of a whole-trie decision tree */
+
+/* a whole LPM trie as a weighted decision tree (lpm_tree.c) */
+static int elim_lpm(struct rs_opt_ctx *ctx, struct rs_edit *e, const struct rs_lookup_site *s,
+		    bool *touched)
+{
+	bool values = s->mfact->level == RS_MAP_STABLE_VALUES && s->fact->value_read_only;
+	const struct rs_site_profile *sp = rs_pass_site_profile(ctx, s->orig);
+	struct bpf_insn *code = NULL;
+	size_t cnt = 0, niv = 0;
+	char assume[256];
+	int err;
+
+	if (!s->fact->key_known)
+		return rs_pass_remark(ctx, RS_REMARK_MISSED, s->orig, (int)s->map_idx, NULL, 0,
+				      NULL, 0, NULL, "trie %s: key not on the stack: %s",
+				      s->map->name, s->fact->reason);
+	err = rs_lpm_tree_emit(ctx, s->snap, sp, s->fact->key_fp_off, values,
+			       &ctx->prog.insns[s->idx], LPM_TREE_MAX, &code, &cnt, &niv);
+	if (err == -E2BIG || err == -EOPNOTSUPP)
+		return rs_pass_remark(ctx, RS_REMARK_MISSED, s->orig, (int)s->map_idx, NULL, 0,
+				      NULL, 0, NULL, "trie %s: %s", s->map->name, err == -E2BIG ?
+				      "more than 2048 address intervals "
+				      "(hot_keys may still inline its hot prefixes)" :
+				      "key layout not handled (data of 4/8/12/16 bytes, "
+				      "4-byte aligned on the stack)");
+	if (err)
+		return err;
+	err = rs_edit_replace(e, s->idx, 1, code, NULL, cnt);
+	if (err)
+		goto out;
+	touched[s->idx] = true;
+	rs_pass_depend_on_map(ctx, s->map_idx);
+	snprintf(assume, sizeof(assume), "%s %s stable (guarded), complete snapshot of %zu "
+		 "prefixes", s->map->name, values ? "values and key set" : "key set", s->snap->cnt);
+	err = rs_pass_remark(ctx, RS_REMARK_APPLIED, s->orig, (int)s->map_idx,
+			     &ctx->prog.insns[s->idx], 1, code, cnt, assume,
+			     "trie %s: lookup replaced by a decision tree over %zu address "
+			     "intervals (%zu insns, weighted by %s)%s; shorter prefixlen keys do the "
+			     "original lookup", s->map->name, niv, cnt, sp ? "the profile" :
+			     "nothing: balanced", values ? "" : "; matches do the real lookup");
+out:
+	free(code);
+	return err;
+}
+
 static int elim_site(struct rs_opt_ctx *ctx, const struct rs_cfg *cfg, struct rs_edit *e,
 		     const struct rs_lookup_site *s, bool *touched)
 {
@@ -187,8 +233,10 @@ static int elim_site(struct rs_opt_ctx *ctx, const struct rs_cfg *cfg, struct rs
 				      s->map->name, sm->cnt);
 	if (!sm->cnt && (rs_map_is_hash(type) || type == BPF_MAP_TYPE_LPM_TRIE))
 		return elim_empty(ctx, cfg, e, s, touched);
+	if (type == BPF_MAP_TYPE_LPM_TRIE)
+		return elim_lpm(ctx, e, s, touched);
 	/* arrays: the verifier inlines their lookups, a chain would be slower (map_fold
-	 * handles constant indexes); LPM tries: hot_keys */
+	 * handles constant indexes) */
 	if (!rs_map_is_hash(type) || sm->cnt > ctx->opts->small_table_max)
 		return 0;
 	if (lvl != RS_MAP_STABLE_VALUES)
