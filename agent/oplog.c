@@ -154,7 +154,7 @@ static const struct btf *prog_btf(struct rs_oplog *log, const struct rs_prog *p)
 	return btf;
 }
 
-/* Line record in effect at instruction idx: the last one with insn_off <= idx. */
+/* Line record in effect at instruction idx: the last one with insn_off <= idx and a line. */
 static const struct rs_line_info *line_at(const struct rs_prog *p, long idx)
 {
 	size_t lo = 0, hi = p->line_info_cnt, mid;
@@ -168,6 +168,13 @@ static const struct rs_line_info *line_at(const struct rs_prog *p, long idx)
 		else
 			hi = mid;
 	}
+	/* line 0 marks compiler-made code: the nearest real line before it (else after) */
+	for (mid = lo; mid > 0; mid--)
+		if (p->line_info[mid - 1].line_col >> 10)
+			return &p->line_info[mid - 1];
+	for (mid = lo; mid < p->line_info_cnt; mid++)
+		if (p->line_info[mid].line_col >> 10)
+			return &p->line_info[mid];
 	return lo ? &p->line_info[lo - 1] : NULL;
 }
 

@@ -243,6 +243,12 @@ static void src_line(json_t *l, char *buf, size_t sz)
 	snprintf(buf, sz, "; %s:%ld: %s", log_str(l, "file", "?"), log_int(l, "line", 0), s);
 }
 
+static bool same_line(json_t *a, json_t *b)
+{
+	return a && b && log_int(a, "line", -1) == log_int(b, "line", -2) &&
+	       !strcmp(log_str(a, "file", ""), log_str(b, "file", ""));
+}
+
 static void print_remarks_at(const struct log_file *lf, const struct log_prog *p, long l)
 {
 	size_t idx = 0;
@@ -266,8 +272,8 @@ static int diff_prog(const struct log_file *lf, const struct log_prog *p,
 {
 	struct log_listing ls;
 	char lt[160], rt[160], ls_[512], rs_[512];
+	json_t *r, *lastb = NULL, *lasta = NULL;
 	size_t i, idx = 0;
-	json_t *r;
 	int err;
 
 	err = log_listing_build(p, &ls);
@@ -292,10 +298,21 @@ static int diff_prog(const struct log_file *lf, const struct log_prog *p,
 		char mark;
 
 		if (row->tag == DIFF_FOLD) {
+			lasta = NULL;
 			printf("%5s %-*s   %5ld ... ORIG: %ld insns, the original main body "
 			       "unchanged (guard fallback)\n", "", COLW, "", row->r, row->l);
 			continue;
 		}
+		/* a source line is shown once per run of instructions on it; line 0
+		 * (compiler-made code) not at all */
+		if (bl && (!log_int(bl, "line", 0) || same_line(bl, lastb)))
+			bl = NULL;
+		else if (bl)
+			lastb = bl;
+		if (al && (!log_int(al, "line", 0) || same_line(al, lasta)))
+			al = NULL;
+		else if (al)
+			lasta = al;
 		if (bl || al) {
 			ls_[0] = rs_[0] = 0;
 			if (bl)

@@ -274,6 +274,10 @@ static void listing(FILE *f, const struct log_file *lf, const struct log_prog *p
 		}
 		bl = row->l >= 0 ? ls.blines[row->l] : NULL;
 		al = row->r >= 0 ? ls.alines[row->r] : NULL;
+		if (bl && !log_int(bl, "line", 0))
+			bl = NULL;
+		if (al && !log_int(al, "line", 0))
+			al = NULL;
 		if (bl || al) {
 			fprintf(f, "<tr class=\"srcline\"><td></td><td>");
 			if (bl)
