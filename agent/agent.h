@@ -637,6 +637,21 @@ void rs_agent_point_free(struct rs_agent_point *p);
 /* One JSON-lines optimization log record: {"time":..,"event":EVENT, ...rec}.  Takes rec. */
 void rs_agent_oplog(struct rs_agent_env *env, const char *event, struct json_t *rec);
 
+/* ---- packets sampled at an attach point for the canary (agent/pktsample.c) ---- */
+struct rs_pkt_sampler;
+struct rs_trace;
+
+/* AF_PACKET sample of the frames reaching the point's program (-EOPNOTSUPP: prog array slot). */
+int rs_pkt_sampler_open(const struct rs_attach_point *pt, size_t max,
+			struct rs_pkt_sampler **s);
+/* Read what is pending (non-blocking); returns frames read. */
+int rs_pkt_sampler_drain(struct rs_pkt_sampler *s);
+/* Frames kept (and *seen: frames offered) so far. */
+size_t rs_pkt_sampler_count(const struct rs_pkt_sampler *s, size_t *seen);
+/* Move the kept frames into `tr` (free with rs_trace_free) and start a new sample. */
+int rs_pkt_sampler_trace(struct rs_pkt_sampler *s, struct rs_trace *tr);
+void rs_pkt_sampler_close(struct rs_pkt_sampler *s);
+
 /* ---- metrics (agent/metrics.c) ---- */
 struct rs_agent_metrics;
 
@@ -661,5 +676,33 @@ struct rs_agent_run_opts {
 /* Run the agent until SIGTERM/SIGINT (or --once / duration); restores originals on exit unless
  * once.  Returns 0 or a negative error. */
 int rs_agent_run(const struct rs_agent_config *cfg, const struct rs_agent_run_opts *opts);
+
+/* ==== an rs_prog as a loadable BPF ELF object (agent/elf_write.c, docs/optimize.md) ====
+ *
+ * The object opens and loads with libbpf 1.1: the program in its section ("xdp", "xdp.frags",
+ * "tc"), subprograms in .text, BTF-defined maps in .maps (type, key_size, value_size,
+ * max_entries, map_flags), single-entry arrays used through direct value loads (global data,
+ * the constant pool, the guard array) as .data.NAME / .rodata.NAME sections with contents,
+ * relocations for every map reference, license.  Maps in the object are fresh when libbpf
+ * loads it; the guard array section holds the generations the program was built against, so
+ * a loader that wants real guards reuses the agent's array (bpf_map__reuse_fd) first.
+ */
+struct rs_snapshot;
+
+struct rs_elf_write_opts {
+	size_t sz;
+	const struct rs_snapshot *snap;		/* key-0 contents of data-section maps */
+	const char *const *map_names;		/* per map: name in the object (NULL: ref name) */
+	const uint8_t *const *map_data;		/* per map: data-section contents (value_size) */
+	const char *sec_name;			/* program section (default from type/flags) */
+	const struct btf *btf;			/* types of the maps' keys and values (copied) */
+	const uint32_t *key_type_ids;		/* per map: key type in btf (0: key_size only) */
+	const uint32_t *value_type_ids;		/* per map: value type in btf (0: value_size) */
+};
+#define rs_elf_write_opts__last_field value_type_ids
+
+/* Write `p` (IDX map form) to `path`.  -EOPNOTSUPP for kfunc calls, callbacks, map-in-map. */
+int rs_elf_write(const struct rs_prog *p, const char *path,
+		 const struct rs_elf_write_opts *opts);
 
 #endif /* RS_AGENT_H */

@@ -34,8 +34,9 @@ static const struct cmd cmds[] = {
 	{ "trace",	do_trace,	"generate synthetic pcap traces from a scenario" },
 	{ "replay",	do_replay,	"run programs over a pcap in isolation: divergences, ns/packet" },
 	{ "profile",	do_profile,	"hot keys, branch probabilities and cost of a live program" },
-	{ "optimize",	do_optimize,	"specialize a program for its maps and traffic: ELF object or pin" },
 	{ "log",	do_log,		"render optimization logs: show, diff, stats, remarks, html" },
+	{ "optimize",	do_optimize,	"specialize a program for its maps and traffic: ELF object or pin" },
+	{ "agent",	do_agent,	"run the optimizer on live XDP/TC programs (daemon or --once)" },
 	{ "restore",	do_restore,	"put original programs back from the swap journal" },
 	{ "help",	do_help,	"this text" },
 	{ 0 }

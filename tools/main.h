@@ -30,7 +30,7 @@ int do_replay(int argc, char **argv);
 int do_profile(int argc, char **argv);
 int do_trace(int argc, char **argv);
 int do_restore(int argc, char **argv);
-int do_log(int argc, char **argv);
+int do_agent(int argc, char **argv);
 int do_optimize(int argc, char **argv);
 
 /* `respec replay OBJ --optimize ...` (tools/replay_optimize.c, docs/optimize.md) */
@@ -46,5 +46,6 @@ struct replay_optimize_args {
 	size_t mask_cnt;
 };
 int replay_optimize(const struct replay_optimize_args *ra);
+int do_log(int argc, char **argv);
 
 #endif
