@@ -303,15 +303,23 @@ void rs_profiler_free(struct rs_profiler *pr);
 /* The instrumented program (maps by id, ready for rs_prog_load / rs_replay_open_prog). */
 const struct rs_prog *rs_profiler_prog(const struct rs_profiler *pr);
 const struct rs_instr_layout *rs_profiler_layout(const struct rs_profiler *pr);
-/* Zero every counter (the countdown is kept). */
+/* Zero every counter and forget the keys drained so far (the countdown is kept). */
 int rs_profiler_reset(struct rs_profiler *pr);
 /*
- * Read the counters into a profile (top_k keys per site, 0 = 10).  `rp`: read the private
- * clones of an isolated replay program instead of the profiler's own maps (NULL: own maps).
- * window_s is left to the caller.
+ * Drain the sites' key rings into the profiler (call often enough that no ring of
+ * RS_PROF_DEFAULT_KEYS entries fills between two calls; keys overwritten before a drain are
+ * counted as lost).  `rp`: read the private clones of an isolated replay program instead of
+ * the profiler's own maps (NULL: own maps).
  */
-int rs_profiler_collect(const struct rs_profiler *pr, const struct rs_replay_prog *rp,
+int rs_profiler_poll(struct rs_profiler *pr, const struct rs_replay_prog *rp);
+/*
+ * Drain, then build a profile (top_k keys per site, 0 = 10) from every key drained since the
+ * start (or the last reset) and the branch counters.  window_s is left to the caller.
+ */
+int rs_profiler_collect(struct rs_profiler *pr, const struct rs_replay_prog *rp,
 			size_t top_k, struct rs_profile *prof);
+/* Keys lost (overwritten before a drain) over every site. */
+uint64_t rs_profiler_keys_lost(const struct rs_profiler *pr);
 /* Open the instrumented variant of replay program `a` (its original, fetched from the kernel)
  * against clones of a's maps, for `respec replay --instrumented`. */
 int rs_profiler_replay_open(const struct rs_replay_prog *a, const struct rs_profiler_opts *opts,
@@ -454,6 +462,11 @@ struct rs_offline_info {
 	const struct rs_profile *prof;		/* NULL without a training trace */
 	const struct rs_opt_result *res;	/* last optimizer result (NULL before) */
 	const char *verifier_log;		/* set when the verifier rejected the result */
+	int load_fd;				/* the loaded optimized program (-1: none) */
+	const char *const *map_names;		/* per map of orig: name in the object */
+	const struct btf *btf;			/* the object's BTF (NULL: none) */
+	const uint32_t *key_type_ids;		/* per map of orig: BTF key / value types */
+	const uint32_t *value_type_ids;
 	double profile_ms, snapshot_ms, optimizer_ms, load_ms;
 	unsigned int specializations;		/* optimized programs loaded so far */
 };

@@ -4,9 +4,11 @@
  * (optimizer/instrumented.c), create the maps the variant records into, and read them back
  * into a struct rs_profile (hot keys per lookup site, branch counts, sampled packets).
  *
- * The variant's own maps (control array, one per-CPU hash per lookup site) have id 0 in the
+ * The variant's own maps (control array, one key ring per lookup site) have id 0 in the
  * rewritten program; they are created here and their ids filled in, so the program loads with
- * rs_prog_load() or as a replay program (whose clones of them are read instead).
+ * rs_prog_load() or as a replay program (whose clones of them are read instead).  Rings are
+ * drained into per-site key lists (rs_profiler_poll: the position in the ring header says how
+ * many keys were appended since the last drain); keys are counted when the profile is built.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,11 +25,22 @@
 
 #define VERIFIER_LOG_SIZE (1 << 16)
 
+/* Keys drained from one site's ring. */
+struct site_acc {
+	uint32_t last_pos;		/* ring position at the last drain */
+	uint8_t *keys;
+	size_t cnt, cap;
+	uint64_t lost;			/* overwritten before a drain */
+};
+
 struct rs_profiler {
 	struct rs_prog prog;		/* the instrumented variant, maps by id */
 	struct rs_instr_layout layout;
 	int *fds;			/* per map of prog: fd of the maps made here, else -1 */
 	size_t fd_cnt;
+	struct site_acc *acc;		/* per layout site */
+	uint8_t *ring_buf;		/* one ring value */
+	size_t ring_buf_sz;
 };
 
 const struct rs_prog *rs_profiler_prog(const struct rs_profiler *pr) { return &pr->prog; }
@@ -45,6 +58,10 @@ void rs_profiler_free(struct rs_profiler *pr)
 	for (i = 0; i < pr->fd_cnt; i++)
 		if (pr->fds[i] >= 0)
 			close(pr->fds[i]);
+	for (i = 0; pr->acc && i < pr->layout.site_cnt; i++)
+		free(pr->acc[i].keys);
+	free(pr->acc);
+	free(pr->ring_buf);
 	free(pr->fds);
 	rs_instr_layout_free(&pr->layout);
 	rs_prog_free(&pr->prog);
@@ -142,6 +159,11 @@ int rs_profiler_new(const struct rs_prog *orig, const struct rs_profiler_opts *o
 	err = create_maps(pr);
 	if (err)
 		goto err;
+	pr->acc = calloc(pr->layout.site_cnt + 1, sizeof(*pr->acc));
+	if (!pr->acc) {
+		err = -ENOMEM;
+		goto err;
+	}
 	rs_info("prog %u (%s): instrumented variant: %zu insns (original %zu), %zu lookup sites, "
 		"%zu branches, 1 in %u packets, stack depth %u", orig->id, orig->name,
 		pr->prog.insn_cnt, orig->insn_cnt, pr->layout.site_cnt, pr->layout.branch_cnt,
@@ -188,76 +210,131 @@ int rs_profiler_reset(struct rs_profiler *pr)
 	if (bpf_map_update_elem(fd, &zero, ctl, BPF_ANY))
 		err = -errno;
 	free(ctl);
-	for (i = 0; i < l->site_cnt && !err; i++) {
-		const struct rs_instr_site *s = &l->sites[i];
-		uint8_t key[512], next[512];
+	if (!err)
+		err = rs_profiler_poll(pr, NULL);	/* forget what was recorded so far */
+	for (i = 0; i < l->site_cnt; i++) {
+		pr->acc[i].cnt = 0;
+		pr->acc[i].lost = 0;
+	}
+	return err;
+}
 
-		fd = map_fd(pr, NULL, s->count_map_idx);
+/* Append the keys site i's ring got since the last drain. */
+static int drain_site(struct rs_profiler *pr, size_t i, int fd)
+{
+	const struct rs_instr_site *st = &pr->layout.sites[i];
+	size_t vsz = RS_PROF_RING_HDR + (size_t)st->ring_len * st->key_size;
+	struct site_acc *a = &pr->acc[i];
+	uint32_t zero = 0, pos, n, k;
+
+	if (pr->ring_buf_sz < vsz) {
+		uint8_t *b = realloc(pr->ring_buf, vsz);
+
+		if (!b)
+			return -ENOMEM;
+		pr->ring_buf = b;
+		pr->ring_buf_sz = vsz;
+	}
+	if (bpf_map_lookup_elem(fd, &zero, pr->ring_buf))
+		return -errno;
+	memcpy(&pos, pr->ring_buf, sizeof(pos));
+	n = pos - a->last_pos;		/* u32: wraps with the ring position */
+	if (n > st->ring_len) {
+		a->lost += n - st->ring_len;
+		n = st->ring_len;
+	}
+	if (a->cnt + n > a->cap) {
+		size_t cap = a->cap ? a->cap : 1024;
+		uint8_t *nk;
+
+		while (cap < a->cnt + n)
+			cap *= 2;
+		nk = realloc(a->keys, cap * st->key_size);
+		if (!nk)
+			return -ENOMEM;
+		a->keys = nk;
+		a->cap = cap;
+	}
+	for (k = pos - n; k != pos; k++)
+		memcpy(a->keys + a->cnt++ * st->key_size,
+		       pr->ring_buf + RS_PROF_RING_HDR +
+		       (size_t)(k & (st->ring_len - 1)) * st->key_size, st->key_size);
+	a->last_pos = pos;
+	return 0;
+}
+
+int rs_profiler_poll(struct rs_profiler *pr, const struct rs_replay_prog *rp)
+{
+	size_t i;
+	int fd, err;
+
+	for (i = 0; i < pr->layout.site_cnt; i++) {
+		fd = map_fd(pr, rp, pr->layout.sites[i].ring_map_idx);
 		if (fd < 0)
 			return fd;
-		while (!bpf_map_get_next_key(fd, NULL, next)) {
-			memcpy(key, next, s->key_size);
-			if (bpf_map_delete_elem(fd, key))
-				break;
+		err = drain_site(pr, i, fd);
+		if (err) {
+			rs_warn("prog %s: reading the key ring of insn %u: %s", pr->prog.name,
+				pr->layout.sites[i].insn, rs_strerror(err));
+			return err;
 		}
 	}
-	return err;
+	return 0;
 }
 
-/* Every key of a per-CPU u64 hash with its count summed over CPUs. */
-static int read_counts(int fd, uint32_t key_size, uint8_t **keys, uint64_t **counts, size_t *n)
+uint64_t rs_profiler_keys_lost(const struct rs_profiler *pr)
 {
-	int ncpu = libbpf_num_possible_cpus();
-	size_t cap = 0, cnt = 0;
-	uint8_t key[512], next[512];
-	uint64_t *vals;
-	bool first = true;
-	int err = 0, c;
+	uint64_t lost = 0;
+	size_t i;
 
-	*keys = NULL;
-	*counts = NULL;
-	*n = 0;
-	if (ncpu < 1)
-		return ncpu < 0 ? ncpu : -EINVAL;
-	vals = calloc(ncpu, sizeof(*vals));
-	if (!vals)
-		return -ENOMEM;
-	while (!bpf_map_get_next_key(fd, first ? NULL : key, next)) {
-		uint64_t sum = 0;
-
-		first = false;
-		memcpy(key, next, key_size);
-		if (bpf_map_lookup_elem(fd, key, vals))
-			continue;
-		for (c = 0; c < ncpu; c++)
-			sum += vals[c];
-		if (cnt == cap) {
-			size_t nc = cap ? 2 * cap : 256;
-			uint8_t *nk = realloc(*keys, nc * key_size);
-			uint64_t *nv;
-
-			if (!nk) {
-				err = -ENOMEM;
-				break;
-			}
-			*keys = nk;
-			nv = realloc(*counts, nc * sizeof(*nv));
-			if (!nv) {
-				err = -ENOMEM;
-				break;
-			}
-			*counts = nv;
-			cap = nc;
-		}
-		memcpy(*keys + cnt * key_size, key, key_size);
-		(*counts)[cnt++] = sum;
-	}
-	free(vals);
-	*n = cnt;
-	return err;
+	for (i = 0; i < pr->layout.site_cnt; i++)
+		lost += pr->acc[i].lost;
+	return lost;
 }
 
-int rs_profiler_collect(const struct rs_profiler *pr, const struct rs_replay_prog *rp,
+static size_t cmp_ks;
+
+static int key_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, cmp_ks);
+}
+
+/* Distinct keys of a site with their counts (sorts the drained keys in place). */
+static int count_keys(struct site_acc *a, uint32_t ks, struct rs_site_counts *sc)
+{
+	uint8_t *keys;
+	uint64_t *counts;
+	size_t i, n = 0;
+
+	sc->keys = NULL;
+	sc->counts = NULL;
+	sc->cnt = 0;
+	if (!a->cnt)
+		return 0;
+	cmp_ks = ks;
+	qsort(a->keys, a->cnt, ks, key_cmp);
+	keys = malloc(a->cnt * ks);
+	counts = malloc(a->cnt * sizeof(*counts));
+	if (!keys || !counts) {
+		free(keys);
+		free(counts);
+		return -ENOMEM;
+	}
+	for (i = 0; i < a->cnt; i++) {
+		if (n && !memcmp(keys + (n - 1) * ks, a->keys + i * ks, ks)) {
+			counts[n - 1]++;
+			continue;
+		}
+		memcpy(keys + n * ks, a->keys + i * ks, ks);
+		counts[n++] = 1;
+	}
+	sc->keys = keys;
+	sc->counts = counts;
+	sc->cnt = n;
+	return 0;
+}
+
+int rs_profiler_collect(struct rs_profiler *pr, const struct rs_replay_prog *rp,
 			size_t top_k, struct rs_profile *prof)
 {
 	const struct rs_instr_layout *l = &pr->layout;
@@ -281,27 +358,19 @@ int rs_profiler_collect(const struct rs_profiler *pr, const struct rs_replay_pro
 			rs_strerror(err));
 		goto out;
 	}
+	err = rs_profiler_poll(pr, rp);
+	if (err)
+		goto out;
 	for (i = 0; i < l->site_cnt; i++) {
-		uint8_t *keys;
-		uint64_t *counts;
-
-		fd = map_fd(pr, rp, l->sites[i].count_map_idx);
-		if (fd < 0) {
-			err = fd;
-			goto out;
-		}
-		err = read_counts(fd, l->sites[i].key_size, &keys, &counts, &sc[i].cnt);
-		sc[i].keys = keys;
-		sc[i].counts = counts;
+		err = count_keys(&pr->acc[i], l->sites[i].key_size, &sc[i]);
 		if (err)
 			goto out;
 	}
 	err = rs_profile_from_counts(l, sc, ctl, top_k, prof);
-	if (!err && ((struct rs_prof_ctl *)ctl)->key_overflow)
-		rs_info("prog %s: %llu keys not counted (a site's hash of %u keys was full)",
-			pr->prog.name,
-			(unsigned long long)((struct rs_prof_ctl *)ctl)->key_overflow,
-			RS_PROF_DEFAULT_KEYS);
+	if (!err && rs_profiler_keys_lost(pr))
+		rs_info("prog %s: %llu sampled keys overwritten before they were read (poll "
+			"more often)", pr->prog.name,
+			(unsigned long long)rs_profiler_keys_lost(pr));
 out:
 	for (i = 0; sc && i < l->site_cnt; i++) {
 		free((void *)sc[i].keys);

@@ -11,7 +11,8 @@
  * How the copy is made: the main body [0, m) is duplicated right after itself (pseudo calls
  * and callback references of the original re-aimed at the moved subprograms, line info
  * duplicated), then one edit list inserts the sampling prologue before instruction 0, replaces
- * every lookup call of the copy by "record key; call" and every conditional jump of the copy
+ * every lookup call of the copy by "append key to the site's ring; call" (the key copied in
+ * the widest chunks its stack alignment allows) and every conditional jump of the copy
  * by "jump; count not-taken; ja next | count taken; ja target".  Explicit old-index targets
  * make both edges land on the replacement of their target, so no recording is skipped.
  */
@@ -37,7 +38,7 @@
 #define CALL(ID)		INS(BPF_JMP | BPF_CALL, 0, 0, 0, ID)
 #define JA(OFF)			INS(BPF_JMP | BPF_JA, 0, 0, OFF, 0)
 
-#define SEQ_MAX 64
+#define SEQ_MAX 1100		/* a 512-byte key copied byte by byte, plus the rest */
 
 /* A growing instruction sequence with per-instruction edit targets. */
 struct seq {
@@ -197,6 +198,52 @@ static long lookup_map_of(const struct rs_prog *p, const struct rs_cfg *cfg, siz
 	return -1;
 }
 
+/*
+ * Frame-pointer offset of the key pointer r2 at the call at `idx`: walk back (through the
+ * block and single-predecessor chains) over "r2 += imm" and register copies to "rX = r10".
+ * INT32_MIN when it cannot be told.
+ */
+static int32_t key_fp_offset(const struct rs_prog *p, const struct rs_cfg *cfg, size_t idx)
+{
+	int bb = cfg->insn_bb[idx];
+	int64_t off = 0;
+	uint8_t reg = 2;
+	size_t i = idx, steps = 0;
+
+	while (bb >= 0 && steps++ < 256) {
+		const struct rs_bb *b = &cfg->bbs[bb];
+
+		while (i > b->start) {
+			const struct bpf_insn *in;
+
+			i--;
+			if (cfg->insn_bb[i] < 0)
+				continue;
+			in = &p->insns[i];
+			if (!(rs_insn_defs(in) & (1u << reg)))
+				continue;
+			if (rs_insn_class(in) == BPF_ALU64 && BPF_SRC(in->code) == BPF_K &&
+			    (BPF_OP(in->code) == BPF_ADD || BPF_OP(in->code) == BPF_SUB)) {
+				off += BPF_OP(in->code) == BPF_ADD ? in->imm : -(int64_t)in->imm;
+				continue;
+			}
+			if (rs_insn_class(in) == BPF_ALU64 && BPF_OP(in->code) == BPF_MOV &&
+			    BPF_SRC(in->code) == BPF_X && in->off == 0) {
+				if (in->src_reg == RS_REG_FP)
+					return off >= -512 && off < 0 ? (int32_t)off : INT32_MIN;
+				reg = in->src_reg;
+				continue;
+			}
+			return INT32_MIN;
+		}
+		if (b->pred_cnt != 1)
+			return INT32_MIN;
+		bb = b->preds[0];
+		i = cfg->bbs[bb].end;
+	}
+	return INT32_MIN;
+}
+
 /* Registers initialized on every path to each instruction (forward, intersection). */
 static int must_init(const struct rs_cfg *cfg, const struct bpf_insn *insns,
 		     rs_regmask_t **out)
@@ -328,39 +375,39 @@ static void prologue(struct seq *s, uint32_t ctl, uint32_t rate, size_t copy_sta
 	emit_t(s, JA(0), (long)copy_start);			/* -> PROF */
 }
 
-/* Count the key of the lookup call `call` (copied as the last instruction). */
-static void record_site(struct seq *s, const struct bpf_insn *call, uint32_t cmap,
-			uint32_t ctl, int16_t s1, int16_t s2, int16_t s3)
+/*
+ * Append the key of the lookup call `call` to the site's ring, then the call.  r0 and r3-r5
+ * are free here: the call clobbers them and map_lookup_elem reads only r1 and r2.
+ * key_fp_off: r2 = fp + key_fp_off when known (stack reads must be aligned to their size),
+ * else INT32_MIN (byte copies, valid for any pointer).
+ */
+static void record_site(struct seq *s, const struct bpf_insn *call, uint32_t ring,
+			uint32_t key_size, uint32_t ring_len, int32_t key_fp_off)
 {
-	size_t ins_at, done_at;
+	static const uint8_t sz_code[] = { [1] = BPF_B, [2] = BPF_H, [4] = BPF_W, [8] = BPF_DW };
+	uint32_t o = 0;
 
-	emit(s, STX_DW(RS_REG_FP, 1, s1));
-	emit(s, STX_DW(RS_REG_FP, 2, s2));
-	emit_ld_map(s, 1, BPF_PSEUDO_MAP_IDX, cmap, 0);
-	emit(s, CALL(BPF_FUNC_map_lookup_elem));
-	ins_at = s->n;
-	emit(s, INS(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 0, 0));		/* -> insert */
-	emit(s, LDX_DW(1, 0, 0));
-	emit(s, ADD64_IMM(1, 1));
-	emit(s, STX_DW(0, 1, 0));
-	done_at = s->n;
-	emit(s, JA(0));							/* -> done */
-	s->insns[ins_at].off = (int16_t)(s->n - ins_at - 1);
-	emit_ld_map(s, 1, BPF_PSEUDO_MAP_IDX, cmap, 0);
-	emit(s, LDX_DW(2, RS_REG_FP, s2));
-	emit(s, ST_DW(RS_REG_FP, s3, 1));
-	emit(s, MOV64_REG(3, RS_REG_FP));
-	emit(s, ADD64_IMM(3, s3));
-	emit(s, MOV64_IMM(4, BPF_NOEXIST));
-	emit(s, CALL(BPF_FUNC_map_update_elem));
-	emit(s, INS(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 5, 0));		/* -> done */
-	emit_ld_map(s, 1, BPF_PSEUDO_MAP_IDX_VALUE, ctl, 0);
-	emit(s, LDX_DW(2, 1, offsetof(struct rs_prof_ctl, key_overflow)));
-	emit(s, ADD64_IMM(2, 1));
-	emit(s, STX_DW(1, 2, offsetof(struct rs_prof_ctl, key_overflow)));
-	s->insns[done_at].off = (int16_t)(s->n - done_at - 1);
-	emit(s, LDX_DW(1, RS_REG_FP, s1));
-	emit(s, LDX_DW(2, RS_REG_FP, s2));
+	emit_ld_map(s, 3, BPF_PSEUDO_MAP_IDX_VALUE, ring, 0);
+	emit(s, LDX_W(4, 3, 0));
+	emit(s, INS(BPF_ALU | BPF_MOV | BPF_X, 5, 4, 0, 0));
+	emit(s, INS(BPF_ALU | BPF_ADD | BPF_K, 5, 0, 0, 1));
+	emit(s, STX_W(3, 5, 0));
+	emit(s, INS(BPF_ALU64 | BPF_AND | BPF_K, 4, 0, 0, (int32_t)(ring_len - 1)));
+	emit(s, INS(BPF_ALU64 | BPF_MUL | BPF_K, 4, 0, 0, (int32_t)key_size));
+	emit(s, INS(BPF_ALU64 | BPF_ADD | BPF_X, 3, 4, 0, 0));
+	while (o < key_size) {
+		uint32_t sz = 8;
+
+		while (sz > 1 && (o + sz > key_size ||
+				  (key_fp_off != INT32_MIN &&
+				   ((int64_t)key_fp_off + o) % (int64_t)sz) ||
+				  key_fp_off == INT32_MIN))
+			sz >>= 1;
+		emit(s, INS(BPF_LDX | sz_code[sz] | BPF_MEM, 0, 2, (int16_t)o, 0));
+		emit(s, INS(BPF_STX | sz_code[sz] | BPF_MEM, 3, 0,
+			    (int16_t)(RS_PROF_RING_HDR + o), 0));
+		o += sz;
+	}
 	emit(s, *call);
 }
 
@@ -462,11 +509,15 @@ static int add_maps(struct ctx *c, struct rs_prog *p2, const struct rs_instr_opt
 			c->l->skipped_sites++;
 			continue;
 		}
+		uint32_t ks = c->p->maps[site_map[i]].key_size, len = key_slots;
+
+		while (len > 1 && (uint64_t)len * ks + RS_PROF_RING_HDR > RS_PROF_RING_MAX_BYTES)
+			len >>= 1;
 		memset(&ref, 0, sizeof(ref));
-		ref.type = BPF_MAP_TYPE_PERCPU_HASH;
-		ref.key_size = c->p->maps[site_map[i]].key_size;
-		ref.value_size = 8;
-		ref.max_entries = key_slots;
+		ref.type = BPF_MAP_TYPE_ARRAY;
+		ref.key_size = 4;
+		ref.value_size = RS_PROF_RING_HDR + len * ks;
+		ref.max_entries = 1;
 		snprintf(ref.name, sizeof(ref.name), "%s%u", RS_PROF_SITE_PREFIX,
 			 (unsigned int)(i % 1000000));
 		idx = rs_prog_add_map(p2, &ref);
@@ -475,8 +526,9 @@ static int add_maps(struct ctx *c, struct rs_prog *p2, const struct rs_instr_opt
 		st = &c->l->sites[c->l->site_cnt++];
 		st->insn = (uint32_t)i;
 		st->map_idx = (uint32_t)site_map[i];
-		st->key_size = ref.key_size;
-		st->count_map_idx = (uint32_t)idx;
+		st->key_size = ks;
+		st->ring_map_idx = (uint32_t)idx;
+		st->ring_len = len;
 	}
 	return 0;
 }
@@ -534,7 +586,7 @@ static int analyze(struct ctx *c, long **site_map_out, size_t *nbranch)
 static int build_edits(struct ctx *c, struct rs_prog *p2, struct rs_edit *e,
 		       const long *site_map, const struct rs_instr_opts *opts, uint32_t rate)
 {
-	int16_t s1 = (int16_t)-(c->l->stack_depth + 8), s2 = s1 - 8, s3 = s1 - 16;
+	int16_t s1 = (int16_t)-(c->l->stack_depth + 8), s2 = s1 - 8;
 	bool no_br = RS_OPTS_GET(opts, no_branches, false);
 	size_t i, si = 0, m = c->m, nb = 0;
 	struct seq s;
@@ -552,8 +604,8 @@ static int build_edits(struct ctx *c, struct rs_prog *p2, struct rs_edit *e,
 			continue;
 		memset(&s, 0, sizeof(s));
 		if (si < c->l->site_cnt && c->l->sites[si].insn == i) {
-			record_site(&s, in, c->l->sites[si].count_map_idx, c->l->ctl_map_idx,
-				    s1, s2, s3);
+			record_site(&s, in, c->l->sites[si].ring_map_idx, c->l->sites[si].key_size,
+				    c->l->sites[si].ring_len, key_fp_offset(c->p, &c->cfg, i));
 			si++;
 		} else if (!no_br && rs_insn_is_cond_jmp(in) && BPF_OP(in->code) != BPF_JCOND) {
 			long t = rs_insn_target(c->p->insns, i);
@@ -590,6 +642,9 @@ int rs_instrument(const struct rs_prog *prog, const struct rs_instr_opts *opts,
 {
 	uint32_t rate = RS_OPTS_GET(opts, sample_rate, 0) ?: RS_PROF_DEFAULT_RATE;
 	uint32_t slots = RS_OPTS_GET(opts, key_slots, 0) ?: RS_PROF_DEFAULT_KEYS;
+
+	while (slots & (slots - 1))
+		slots &= slots - 1;	/* power of two */
 	int32_t depth = RS_OPTS_GET(opts, stack_depth, 0);
 	struct ctx c = { .p = prog };
 	long *site_map = NULL;
@@ -611,8 +666,8 @@ int rs_instrument(const struct rs_prog *prog, const struct rs_instr_opts *opts,
 	layout->sample_rate = rate;
 	layout->stack_depth = depth > 0 ? (uint32_t)((depth + 7) & ~7) :
 			      stack_depth_range(prog->insns, c.m);
-	if (layout->stack_depth + 24 > 512) {
-		rs_warn("prog %s: stack depth %u leaves no room for 3 spill slots", prog->name,
+	if (layout->stack_depth + 16 > 512) {
+		rs_warn("prog %s: stack depth %u leaves no room for 2 spill slots", prog->name,
 			layout->stack_depth);
 		return -E2BIG;
 	}

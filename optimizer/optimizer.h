@@ -207,18 +207,21 @@ const char *const *rs_pass_names(void);
  *             else: ctl.countdown = 1 + prandom % (2N - 1) (mean N), ctl.sampled++ -> PROF
  *     ORIG:   the original main body, unchanged
  *     PROF:   a copy of the main body; before each lookup call its key (r2, key_size bytes) is
- *             counted in the site's PERCPU_HASH (key -> u64); each conditional jump bumps a
- *             taken or a not-taken counter in the control map on its way out
+ *             appended to the site's key ring (an ARRAY value: u32 position, then ring_len
+ *             keys; no helper call, scratch registers r0/r3-r5 which the call clobbers
+ *             anyway); each conditional jump bumps a taken or a not-taken counter in the
+ *             control map on its way out
  *     subprograms (unchanged, shared by both copies: sites and branches inside them are not
  *             recorded)
  *
- * Registers are preserved: r1/r2 are spilled around the recording helper calls and branch
- * counters use dead registers or spill live ones, always to stack slots below the program's
- * own stack (stack_depth).  The maps respec adds have id 0 and no init_value: whoever loads
+ * Registers are preserved: key recording only uses registers the lookup call clobbers, branch
+ * counters use dead registers or spill live ones to stack slots below the program's own stack
+ * (stack_depth).  User space drains the rings (rs_profiler_poll) and counts keys.  The maps respec adds have id 0 and no init_value: whoever loads
  * the variant creates them (instrument/profile.c) and sets their ids.
  */
 #define RS_PROF_DEFAULT_RATE	64	/* 1 in N packets take the instrumented copy */
-#define RS_PROF_DEFAULT_KEYS	4096	/* distinct keys counted per site (per-CPU hash size) */
+#define RS_PROF_DEFAULT_KEYS	8192	/* ring entries per site (power of two) */
+#define RS_PROF_RING_MAX_BYTES	(1u << 20)	/* a site's ring value at most (fewer entries) */
 #define RS_PROF_CTL_NAME	"rs_prof_ctl"
 #define RS_PROF_SITE_PREFIX	"rs_prof_k"	/* + original insn index */
 
@@ -227,8 +230,7 @@ struct rs_prof_ctl {
 	int32_t countdown;		/* packets left before the next sample */
 	uint32_t rate;			/* N, for readers */
 	uint64_t sampled;		/* packets that took the instrumented copy */
-	uint64_t key_overflow;		/* keys not counted: a site's hash was full */
-	uint64_t reserved;
+	uint64_t reserved[2];
 	/* then per branch b: uint64_t taken, not_taken at RS_PROF_BR_OFF(b) */
 };
 #define RS_PROF_BR_OFF(b)	(sizeof(struct rs_prof_ctl) + 16 * (size_t)(b))
@@ -236,7 +238,8 @@ struct rs_prof_ctl {
 struct rs_instr_opts {
 	size_t sz;
 	uint32_t sample_rate;		/* 1 in N (default RS_PROF_DEFAULT_RATE; 1 = every packet) */
-	uint32_t key_slots;		/* per-site hash size (default RS_PROF_DEFAULT_KEYS) */
+	uint32_t key_slots;		/* ring entries per site (default RS_PROF_DEFAULT_KEYS,
+					 * rounded down to a power of two) */
 	int32_t stack_depth;		/* main's stack depth as the verifier reports it; <= 0:
 					 * computed from the instructions */
 	bool no_keys;			/* branch counts only */
@@ -248,8 +251,12 @@ struct rs_instr_site {
 	uint32_t insn;			/* ORIGINAL index of the lookup call */
 	uint32_t map_idx;		/* map looked up (index into the input's maps[]) */
 	uint32_t key_size;
-	uint32_t count_map_idx;		/* its PERCPU_HASH key -> u64 in the output's maps[] */
+	uint32_t ring_map_idx;		/* its key ring (ARRAY, 1 entry) in the output's maps[]:
+					 * u32 position (keys appended so far, wraps), u32 pad,
+					 * then ring_len keys of key_size bytes */
+	uint32_t ring_len;		/* entries (power of two) */
 };
+#define RS_PROF_RING_HDR	8	/* bytes before the first key of a ring */
 
 struct rs_instr_branch {
 	uint32_t insn;			/* ORIGINAL index of the conditional jump */

@@ -344,7 +344,16 @@ int do_profile(int argc, char **argv)
 			sizeof(buf)), r.instr_id, id);
 	}
 	err = rs_stats_window_begin(r.instr_id, &w);
-	sleep_s(pa.seconds);
+	{
+		/* drain the key rings every 50 ms through the window */
+		double left = pa.seconds;
+
+		while (left > 0) {
+			sleep_s(left < 0.05 ? left : 0.05);
+			left -= 0.05;
+			rs_profiler_poll(pr, NULL);
+		}
+	}
 	if (!err)
 		rs_stats_window_end(&w, &st_instr);
 	if (swap_back(&r))
@@ -366,6 +375,8 @@ int do_profile(int argc, char **argv)
 			json_array_append_new(pts, json_string(rs_attach_point_str(&r.pts[i], buf,
 										    sizeof(buf))));
 		json_object_set_new(o, "attach_points", pts);
+		if (rs_profiler_keys_lost(pr))
+			json_object_set_new(o, "keys_lost", json_integer(rs_profiler_keys_lost(pr)));
 		json_object_set_new(o, "cost", json_pack("{s:o,s:o,s:I,s:I}",
 			"original_ns_per_packet", isnan(st_orig.ns_per_packet) ? json_null() :
 				json_real(st_orig.ns_per_packet),

@@ -218,6 +218,23 @@ static int open_one(const struct target *t, const char *prog_name,
 	return rs_replay_open_object(t->path, &oo, rp);
 }
 
+struct drain {
+	struct rs_profiler *pr;
+	struct rs_replay_prog *b;
+};
+
+static void progress(const char *phase, size_t done, size_t total, void *ctx);
+
+/* Progress of the compare pass: also drain the instrumented variant's key rings (every
+ * 4096 packets, well within a ring). */
+static void progress_drain(const char *phase, size_t done, size_t total, void *ctx)
+{
+	struct drain *d = ctx;
+
+	rs_profiler_poll(d->pr, d->b);
+	progress(phase, done, total, NULL);
+}
+
 static void progress(const char *phase, size_t done, size_t total, void *ctx)
 {
 	if (!isatty(STDERR_FILENO) && total < 100000)
@@ -414,7 +431,7 @@ static void report_text(const struct replay_args *ra, struct rs_replay_prog *a,
 }
 
 /* The profile the instrumented variant `b` collected, as JSON (NULL on error). */
-static json_t *instrumented_profile(const struct rs_profiler *pr, struct rs_replay_prog *b)
+static json_t *instrumented_profile(struct rs_profiler *pr, struct rs_replay_prog *b)
 {
 	struct rs_profile_names nm = { .prog = rs_profiler_prog(pr) };
 	struct rs_profile prof;
@@ -425,6 +442,8 @@ static json_t *instrumented_profile(const struct rs_profiler *pr, struct rs_repl
 		return NULL;
 	}
 	o = rs_profile_to_json(&prof, &nm);
+	if (o && rs_profiler_keys_lost(pr))
+		json_object_set_new(o, "keys_lost", json_integer(rs_profiler_keys_lost(pr)));
 	rs_profile_free(&prof);
 	return o;
 }
@@ -534,6 +553,12 @@ int do_replay(int argc, char **argv)
 		struct rs_replay_opts ro = { .sz = sizeof(ro), .max_divergences = ra.max_div,
 					     .masks = ra.masks, .mask_cnt = ra.mask_cnt,
 					     .progress = progress };
+		struct drain d = { .pr = pr, .b = b };
+
+		if (pr) {
+			ro.progress = progress_drain;
+			ro.progress_ctx = &d;
+		}
 
 		if (rs_replay_compare(a, b, &tr, &ro, &res))
 			goto out;

@@ -146,21 +146,23 @@ static void test_shape(void **state)
 	assert_int_equal(l.branches[1].insn, 17);
 	assert_int_equal(l.skipped_sites, 0);
 
-	/* maps: originals, control array, one per-CPU hash per site */
+	/* maps: originals, control array, one key ring per site */
 	assert_int_equal(out.map_cnt, 2 + 1 + 2);
 	assert_int_equal(out.maps[l.ctl_map_idx].type, BPF_MAP_TYPE_ARRAY);
 	assert_int_equal(out.maps[l.ctl_map_idx].value_size, RS_PROF_BR_OFF(2));
 	assert_string_equal(out.maps[l.ctl_map_idx].name, RS_PROF_CTL_NAME);
 	for (i = 0; i < l.site_cnt; i++) {
-		const struct rs_map_ref *m = &out.maps[l.sites[i].count_map_idx];
+		const struct rs_map_ref *m = &out.maps[l.sites[i].ring_map_idx];
 
-		assert_int_equal(m->type, BPF_MAP_TYPE_PERCPU_HASH);
-		assert_int_equal(m->key_size, l.sites[i].key_size);
-		assert_int_equal(m->value_size, 8);
+		assert_int_equal(m->type, BPF_MAP_TYPE_ARRAY);
+		assert_int_equal(m->max_entries, 1);
+		assert_int_equal(l.sites[i].ring_len, RS_PROF_DEFAULT_KEYS);
+		assert_int_equal(m->value_size, RS_PROF_RING_HDR +
+				 RS_PROF_DEFAULT_KEYS * l.sites[i].key_size);
 		assert_int_equal(m->id, 0);
 		assert_null(m->init_value);
 	}
-	assert_string_equal(out.maps[l.sites[0].count_map_idx].name, "rs_prof_k6");
+	assert_string_equal(out.maps[l.sites[0].ring_map_idx].name, "rs_prof_k6");
 
 	/* the random reload: mod 2N-1 */
 	for (i = 0; i < (size_t)os; i++)
@@ -180,8 +182,8 @@ static void test_shape(void **state)
 		if (cls == BPF_LDX && in->src_reg == 10 && in->off < -16)
 			assert_true(in->off >= -(16 + 24));
 	}
-	/* copy: the lookup calls of main appear 4 times (2 ORIG, 2 copies) plus 2 recording
-	 * lookups and 2 inserts; the subprogram's once */
+	/* copy: the lookup calls of main appear 4 times (2 ORIG, 2 copies), the subprogram's
+	 * once; recording calls no helper */
 	{
 		size_t lookups = 0, updates = 0, prandom = 0;
 
@@ -192,8 +194,8 @@ static void test_shape(void **state)
 			updates += out.insns[i].imm == BPF_FUNC_map_update_elem;
 			prandom += out.insns[i].imm == BPF_FUNC_get_prandom_u32;
 		}
-		assert_int_equal(lookups, 2 + 2 + 2 + 1);
-		assert_int_equal(updates, 2);
+		assert_int_equal(lookups, 2 + 2 + 1);
+		assert_int_equal(updates, 0);
 		assert_int_equal(prandom, 1);
 	}
 	rs_instr_layout_free(&l);
@@ -268,7 +270,7 @@ static void test_refusals(void **state)
 		EXIT(),
 	};
 	struct bpf_insn deep[] = {
-		ST_MEM(BPF_DW, 10, -496, 0),
+		ST_MEM(BPF_DW, 10, -504, 0),
 		MOV64_IMM(0, 0),
 		EXIT(),
 	};
@@ -284,7 +286,7 @@ static void test_refusals(void **state)
 	rs_prog_free(&p);
 
 	make_prog(&p, deep, RS_ARRAY_SIZE(deep));
-	assert_int_equal(rs_prog_main_stack_depth(&p), 496);
+	assert_int_equal(rs_prog_main_stack_depth(&p), 504);
 	assert_int_equal(rs_instrument(&p, NULL, &out, &l), -E2BIG);
 	assert_int_equal(rs_instrument(&p, &o, &out, &l), -E2BIG);
 	rs_prog_free(&p);
@@ -314,7 +316,7 @@ static void test_stack_depth(void **state)
 static void test_profile_from_counts(void **state)
 {
 	struct rs_instr_site sites[1] = { { .insn = 6, .map_idx = 0, .key_size = 2,
-					    .count_map_idx = 3 } };
+					    .ring_map_idx = 3 } };
 	struct rs_instr_branch brs[1] = { { .insn = 7, .slot = 1 } };
 	struct rs_instr_layout l = { .ctl_map_idx = 2, .ctl_value_size = RS_PROF_BR_OFF(2),
 				     .sample_rate = 8, .sites = sites, .site_cnt = 1,
