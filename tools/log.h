@@ -86,6 +86,11 @@ void log_listing_free(struct log_listing *ls);
 void log_insn_text(struct rs_bpf_disasm *d, const struct bpf_insn *insns, size_t cnt, long i,
 		   char *buf, size_t sz);
 
+/* Append "  ; map NAME" / "  ; &NAME[0]+OFF" to buf for a map reference at i (maps of
+ * the program record). */
+void log_map_note(json_t *prog_rec, const struct bpf_insn *insns, size_t cnt, long i,
+		  char *buf, size_t sz);
+
 /* Subcommands (tools/log_diff.c, tools/log_html.c). */
 int log_cmd_diff(const struct log_file *lf, const char *sel, bool jited);
 int log_cmd_html(const struct log_file *lf, const char *sel, const char *out);

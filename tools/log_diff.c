@@ -232,6 +232,24 @@ void log_insn_text(struct rs_bpf_disasm *d, const struct bpf_insn *insns, size_t
 		rs_insn_snprint(buf, sz, insns, cnt, (size_t)i);
 }
 
+void log_map_note(json_t *prog_rec, const struct bpf_insn *insns, size_t cnt, long i,
+		  char *buf, size_t sz)
+{
+	json_t *m;
+	size_t l = strlen(buf);
+
+	if (i < 0 || (size_t)i + 1 >= cnt || !rs_insn_is_map_ref(&insns[i]))
+		return;
+	m = json_array_get(json_object_get(prog_rec, "maps"), (size_t)insns[i].imm);
+	if (!m)
+		return;
+	if (insns[i].src_reg == BPF_PSEUDO_MAP_IDX_VALUE)
+		snprintf(buf + l, sz - l, "  ; &%s[0]+%d", log_str(m, "name", "?"),
+			 insns[i + 1].imm);
+	else
+		snprintf(buf + l, sz - l, "  ; map %s", log_str(m, "name", "?"));
+}
+
 /* ---- text rendering -------------------------------------------------------------------- */
 
 static void src_line(json_t *l, char *buf, size_t sz)
@@ -330,6 +348,8 @@ static int diff_prog(const struct log_file *lf, const struct log_prog *p,
 		}
 		log_insn_text(d, ls.bi, ls.bcnt, row->l, lt, sizeof(lt));
 		log_insn_text(d, ls.ai, ls.acnt, row->r, rt, sizeof(rt));
+		log_map_note(p->before, ls.bi, ls.bcnt, row->l, lt, sizeof(lt));
+		log_map_note(p->after, ls.ai, ls.acnt, row->r, rt, sizeof(rt));
 		mark = row->tag == DIFF_SAME ? ' ' : row->tag == DIFF_CHANGED ? '|' :
 			row->tag == DIFF_LEFT ? '<' : '>';
 		if (row->l >= 0)

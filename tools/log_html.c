@@ -289,6 +289,8 @@ static void listing(FILE *f, const struct log_file *lf, const struct log_prog *p
 		}
 		log_insn_text(d, ls.bi, ls.bcnt, row->l, lt, sizeof(lt));
 		log_insn_text(d, ls.ai, ls.acnt, row->r, rt, sizeof(rt));
+		log_map_note(p->before, ls.bi, ls.bcnt, row->l, lt, sizeof(lt));
+		log_map_note(p->after, ls.ai, ls.acnt, row->r, rt, sizeof(rt));
 		fprintf(f, "<tr class=\"insn %s\"", cls[row->tag]);
 		if (row->l >= 0)
 			fprintf(f, " id=\"p%ld-l%ld\"", p->id, row->l);
