@@ -48,6 +48,8 @@ struct rs_offline {
 	struct rs_opt_opts opt;
 	struct rs_offline_info info;
 	char *vlog;
+	const char **names;			/* per map of orig (borrowed from b0) */
+	uint32_t *key_types, *value_types;	/* per map of orig: BTF ids in b0's BTF */
 };
 
 static double now_ms(void)
@@ -90,6 +92,9 @@ void rs_offline_close(struct rs_offline *off)
 		rs_profile_free(&off->prof);
 	rs_prog_free(&off->orig);
 	rs_guard_close(off->guard);
+	free(off->names);
+	free(off->key_types);
+	free(off->value_types);
 	free(off->vlog);
 	free(off);
 }
@@ -135,6 +140,36 @@ out:
 	rs_replay_close(ip);
 	rs_profiler_free(pr);
 	return err;
+}
+
+/* Names of orig's maps as the object calls them (b0's map with the same id). */
+static int map_names(struct rs_offline *off)
+{
+	size_t i, j;
+
+	off->names = calloc(off->orig.map_cnt + 1, sizeof(*off->names));
+	off->key_types = calloc(off->orig.map_cnt + 1, sizeof(*off->key_types));
+	off->value_types = calloc(off->orig.map_cnt + 1, sizeof(*off->value_types));
+	if (!off->names || !off->key_types || !off->value_types)
+		return -ENOMEM;
+	for (j = 0; j < off->b0->map_cnt; j++) {
+		struct bpf_map_info mi = {};
+		uint32_t len = sizeof(mi);
+
+		if (bpf_obj_get_info_by_fd(off->b0->maps[j].fd, &mi, &len))
+			return -errno;
+		for (i = 0; i < off->orig.map_cnt; i++)
+			if (off->orig.maps[i].id == mi.id) {
+				off->names[i] = off->b0->maps[j].name;
+				off->key_types[i] = mi.btf_key_type_id;
+				off->value_types[i] = mi.btf_value_type_id;
+			}
+	}
+	off->info.map_names = off->names;
+	off->info.btf = off->b0->obj ? bpf_object__btf(off->b0->obj) : NULL;
+	off->info.key_type_ids = off->key_types;
+	off->info.value_type_ids = off->value_types;
+	return 0;
 }
 
 int rs_offline_open(const char *path, const struct rs_offline_opts *opts,
@@ -183,6 +218,10 @@ int rs_offline_open(const char *path, const struct rs_offline_opts *opts,
 	if (!off->orig.id)
 		off->orig.id = pi.id;
 	off->info.orig = &off->orig;
+	off->info.load_fd = -1;
+	err = map_names(off);
+	if (err)
+		goto err;
 	/* the real watcher: the control plane's writes to b0's maps bump their guards */
 	err = rs_guard_open(&go, &off->guard);
 	if (err) {
@@ -281,6 +320,9 @@ int rs_offline_specialize(struct rs_offline *off)
 
 	clear_spec(off);
 	off->info.verifier_log = NULL;
+	rs_replay_close(off->b);
+	off->b = NULL;
+	off->info.load_fd = -1;
 	fds = calloc(off->orig.map_cnt + 1, sizeof(*fds));
 	if (!fds)
 		return -ENOMEM;
@@ -327,6 +369,7 @@ int rs_offline_specialize(struct rs_offline *off)
 	}
 	rs_replay_close(off->b);
 	off->b = nb;
+	off->info.load_fd = fd;
 	off->info.specializations++;
 out:
 	for (i = 0; i < off->orig.map_cnt; i++)
