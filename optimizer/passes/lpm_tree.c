@@ -13,7 +13,10 @@
  * sets r0 like the lookup would: a pointer to a copy of the value in the constant pool, or 0.
  * A key whose prefixlen field is not the full width (the program asks for a shorter match),
  * or, when only the key set may be assumed (`values` false), an address inside some prefix,
- * takes the original call.  Uses r0, r3-r5 only (the call clobbers them); r1/r2 reach the
+ * takes the original call.  The same tree answers exact-key (hash family) lookups whose key
+ * is 4, 8, 12 or 16 bytes: each key is an interval of one address (rs_key_tree_emit); with only
+ * a stable key set, present keys take the call and every other key is "not found" without
+ * it.  Uses r0, r3-r5 only (the call clobbers them); r1/r2 reach the
  * call untouched.
  */
 #include <errno.h>
@@ -42,6 +45,7 @@ struct tree {
 	size_t *end_fix, nend;		/* `ja END` to patch */
 	size_t *call_fix, ncall;	/* branches to CALL to patch */
 	uint32_t dlen;			/* data bytes of the key (4..16) */
+	uint32_t hdr;			/* bytes before them: 4 (prefixlen) or 0 */
 	int32_t key_off;
 	bool values;
 	struct rs_opt_ctx *ctx;
@@ -77,10 +81,10 @@ static int cmp_u128(const void *a, const void *b)
 }
 
 /* the merged intervals of a complete LPM snapshot; *n = 0 when more than `max` */
-static int build_intervals(const struct rs_map_snapshot *m, size_t max, struct ival **out,
-			   size_t *n)
+static int build_intervals(const struct rs_map_snapshot *m, uint32_t hdr, size_t max,
+			   struct ival **out, size_t *n)
 {
-	uint32_t dlen = m->key_size - 4, bits = dlen * 8;
+	uint32_t dlen = m->key_size - hdr, bits = dlen * 8;
 	u128 full = bits == 128 ? ~(u128)0 : (((u128)1 << bits) - 1);
 	struct pfx *p = NULL, **stk = NULL;
 	u128 *bd = NULL;
@@ -101,11 +105,13 @@ static int build_intervals(const struct rs_map_snapshot *m, size_t max, struct i
 		uint32_t plen;
 		u128 mask;
 
-		memcpy(&plen, key, 4);
+		plen = bits;	/* exact keys: one address each */
+		if (hdr)
+			memcpy(&plen, key, 4);
 		if (plen > bits)
 			continue;	/* never matches */
 		mask = plen ? ~(u128)0 << (128 - plen) >> (128 - bits) : 0;
-		p[np].start = addr_of(key + 4, dlen) & mask;
+		p[np].start = addr_of(key + hdr, dlen) & mask;
 		p[np].last = p[np].start | (full & ~mask);
 		p[np].plen = plen;
 		p[np].val = m->values + i * m->value_stride;
@@ -194,7 +200,7 @@ static struct bpf_insn bswap32(uint8_t dst)
 /* r = big-endian number of n (4 or 8) data bytes at data offset `pos`; tmp: scratch */
 static void load_word(struct tree *t, uint8_t r, uint8_t tmp, uint32_t pos, uint32_t n)
 {
-	int16_t off = (int16_t)(t->key_off + 4 + (int32_t)pos);
+	int16_t off = (int16_t)(t->key_off + (int32_t)t->hdr + (int32_t)pos);
 
 	put(t, ldx_w(r, off));
 	put(t, bswap32(r));
@@ -334,12 +340,12 @@ static size_t find_ival(const struct ival *iv, size_t n, u128 a)
 	return lo;
 }
 
-int rs_lpm_tree_emit(struct rs_opt_ctx *ctx, const struct rs_map_snapshot *m,
+static int tree_emit(struct rs_opt_ctx *ctx, const struct rs_map_snapshot *m, uint32_t hdr,
 		     const struct rs_site_profile *sp, int32_t key_off, bool values,
 		     const struct bpf_insn *call, size_t max_intervals,
 		     struct bpf_insn **out, size_t *out_cnt, size_t *n_intervals)
 {
-	struct tree t = { .ctx = ctx, .m = m, .key_off = key_off, .values = values };
+	struct tree t = { .ctx = ctx, .m = m, .key_off = key_off, .values = values, .hdr = hdr };
 	struct ival *iv = NULL;
 	double *cum = NULL, rest = 0;
 	size_t n = 0, i;
@@ -349,13 +355,13 @@ int rs_lpm_tree_emit(struct rs_opt_ctx *ctx, const struct rs_map_snapshot *m,
 	*out = NULL;
 	*out_cnt = 0;
 	*n_intervals = 0;
-	if (!m || m->type != BPF_MAP_TYPE_LPM_TRIE || !m->complete || m->key_size <= 4)
+	if (!m || !m->complete || m->key_size <= hdr)
 		return -EOPNOTSUPP;
-	dlen = m->key_size - 4;
+	dlen = m->key_size - hdr;
 	if ((dlen != 4 && dlen != 8 && dlen != 12 && dlen != 16) || (key_off & 3))
 		return -EOPNOTSUPP;
 	t.dlen = dlen;
-	err = build_intervals(m, max_intervals, &iv, &n);
+	err = build_intervals(m, hdr, max_intervals, &iv, &n);
 	if (err)
 		return err;
 	if (!n)
@@ -373,10 +379,12 @@ int rs_lpm_tree_emit(struct rs_opt_ctx *ctx, const struct rs_map_snapshot *m,
 			const uint8_t *k = sp->keys + i * m->key_size;
 			uint32_t plen;
 
-			memcpy(&plen, k, 4);
+			plen = dlen * 8;
+			if (hdr)
+				memcpy(&plen, k, 4);
 			if (plen != dlen * 8)
 				continue;
-			iv[find_ival(iv, n, addr_of(k + 4, dlen))].w += (double)sp->counts[i];
+			iv[find_ival(iv, n, addr_of(k + hdr, dlen))].w += (double)sp->counts[i];
 			seen += sp->counts[i];
 		}
 		rest = sp->lookups > seen ? (double)(sp->lookups - seen) : 0;
@@ -391,12 +399,13 @@ int rs_lpm_tree_emit(struct rs_opt_ctx *ctx, const struct rs_map_snapshot *m,
 	err = grow(&t, 16);
 	if (err)
 		goto out;
-	/* prefixlen must be the full width, else the original call */
-	put(&t, (struct bpf_insn){ .code = BPF_LDX | BPF_MEM | BPF_W, .dst_reg = 3,
-				   .src_reg = RS_REG_FP, .off = (int16_t)key_off });
-	t.call_fix[t.ncall++] = t.cnt;
-	put(&t, (struct bpf_insn){ .code = BPF_JMP32 | BPF_JNE | BPF_K, .dst_reg = 3,
-				   .imm = (int32_t)(dlen * 8) });
+	if (hdr) {	/* prefixlen must be the full width, else the original call */
+		put(&t, (struct bpf_insn){ .code = BPF_LDX | BPF_MEM | BPF_W, .dst_reg = 3,
+					   .src_reg = RS_REG_FP, .off = (int16_t)key_off });
+		t.call_fix[t.ncall++] = t.cnt;
+		put(&t, (struct bpf_insn){ .code = BPF_JMP32 | BPF_JNE | BPF_K, .dst_reg = 3,
+					   .imm = (int32_t)(dlen * 8) });
+	}
 	load_word(&t, 3, 5, 0, dlen < 8 ? dlen : 8);
 	if (dlen > 8)
 		load_word(&t, 4, 5, 8, dlen - 8);
@@ -411,7 +420,8 @@ int rs_lpm_tree_emit(struct rs_opt_ctx *ctx, const struct rs_map_snapshot *m,
 		if (err)
 			goto out;
 	}
-	put(&t, *call);
+	if (t.ncall)
+		put(&t, *call);
 	for (i = 0; i < t.nend; i++) {
 		err = patch(&t, t.end_fix[i], t.cnt);
 		if (err)
@@ -428,4 +438,26 @@ out:
 	free(cum);
 	free(iv);
 	return err;
+}
+
+int rs_lpm_tree_emit(struct rs_opt_ctx *ctx, const struct rs_map_snapshot *m,
+		     const struct rs_site_profile *sp, int32_t key_off, bool values,
+		     const struct bpf_insn *call, size_t max_intervals,
+		     struct bpf_insn **out, size_t *out_cnt, size_t *n_intervals)
+{
+	if (!m || m->type != BPF_MAP_TYPE_LPM_TRIE)
+		return -EOPNOTSUPP;
+	return tree_emit(ctx, m, 4, sp, key_off, values, call, max_intervals, out, out_cnt,
+			 n_intervals);
+}
+
+int rs_key_tree_emit(struct rs_opt_ctx *ctx, const struct rs_map_snapshot *m,
+		     const struct rs_site_profile *sp, int32_t key_off, bool values,
+		     const struct bpf_insn *call, size_t max_intervals,
+		     struct bpf_insn **out, size_t *out_cnt, size_t *n_intervals)
+{
+	if (!m || !rs_map_is_hash(m->type) || (values && rs_map_is_percpu(m->type)))
+		return -EOPNOTSUPP;
+	return tree_emit(ctx, m, 0, sp, key_off, values, call, max_intervals, out, out_cnt,
+			 n_intervals);
 }

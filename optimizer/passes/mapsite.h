@@ -135,6 +135,16 @@ int rs_lpm_tree_emit(struct rs_opt_ctx *ctx, const struct rs_map_snapshot *m,
 		     const struct bpf_insn *call, size_t max_intervals,
 		     struct bpf_insn **out, size_t *out_cnt, size_t *n_intervals);
 
+/*
+ * The same tree for an exact-key map of the hash family (key of 4/8/12/16 bytes, 4-byte
+ * aligned on the stack): present keys give a pool copy of their value (`values`, not for
+ * per-CPU maps) or take the original call; every other key gives r0 = 0.
+ */
+int rs_key_tree_emit(struct rs_opt_ctx *ctx, const struct rs_map_snapshot *m,
+		     const struct rs_site_profile *sp, int32_t key_off, bool values,
+		     const struct bpf_insn *call, size_t max_intervals,
+		     struct bpf_insn **out, size_t *out_cnt, size_t *n_intervals);
+
 /* "k=0a000001 00000020" hex text of a key for remarks (truncated to fit). */
 const char *rs_key_str(const uint8_t *key, uint32_t size, char *buf, size_t sz);
 

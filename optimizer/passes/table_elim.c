@@ -17,6 +17,12 @@
  * arrays to map_fold (the verifier inlines array lookups: a chain would not be faster).  The
  * chain is used only when its estimated cost is below the lookup's (rs_chain_cost).
  *
+ * Decision trees (lpm_tree.c): a complete LPM trie of up to 2048 address intervals, and a
+ * hash-family map with a 4/8/12/16-byte key that is too big for a chain or whose values may
+ * not be assumed (stable key set only, or a value pointer written / escaping), become a
+ * binary search weighted by the profile: hot keys near the root, leaves giving a pool copy
+ * of the value, "not found", or (present keys without stable values) the real lookup.
+ *
  * Every elimination marks the map guarded (a write to it sends the program to the original
  * code) and writes a remark.
  */
@@ -169,12 +175,15 @@ out:
 
 #define LPM_TREE_MAX	2048	/* intervals of a whole-trie decision tree */
 
-/* a whole LPM trie as a weighted decision tree (lpm_tree.c) */
+/* a whole LPM trie, or a hash map's key set, as a weighted decision tree (lpm_tree.c) */
 static int elim_lpm(struct rs_opt_ctx *ctx, struct rs_edit *e, const struct rs_lookup_site *s,
 		    bool *touched)
 {
-	bool values = s->mfact->level == RS_MAP_STABLE_VALUES && s->fact->value_read_only;
+	bool lpm = s->map->type == BPF_MAP_TYPE_LPM_TRIE;
+	bool values = s->mfact->level == RS_MAP_STABLE_VALUES && s->fact->value_read_only &&
+		      (lpm || !rs_map_is_percpu(s->map->type));
 	const struct rs_site_profile *sp = rs_pass_site_profile(ctx, s->orig);
+	const char *what = lpm ? "trie" : "table";
 	struct bpf_insn *code = NULL;
 	size_t cnt = 0, niv = 0;
 	char assume[256];
@@ -182,17 +191,17 @@ static int elim_lpm(struct rs_opt_ctx *ctx, struct rs_edit *e, const struct rs_l
 
 	if (!s->fact->key_known)
 		return rs_pass_remark(ctx, RS_REMARK_MISSED, s->orig, (int)s->map_idx, NULL, 0,
-				      NULL, 0, NULL, "trie %s: key not on the stack: %s",
-				      s->map->name, s->fact->reason);
-	err = rs_lpm_tree_emit(ctx, s->snap, sp, s->fact->key_fp_off, values,
-			       &ctx->prog.insns[s->idx], LPM_TREE_MAX, &code, &cnt, &niv);
+				      NULL, 0, NULL, "%s %s: key not on the stack: %s",
+				      what, s->map->name, s->fact->reason);
+	err = (lpm ? rs_lpm_tree_emit : rs_key_tree_emit)(ctx, s->snap, sp, s->fact->key_fp_off,
+			values, &ctx->prog.insns[s->idx], LPM_TREE_MAX, &code, &cnt, &niv);
 	if (err == -E2BIG || err == -EOPNOTSUPP)
 		return rs_pass_remark(ctx, RS_REMARK_MISSED, s->orig, (int)s->map_idx, NULL, 0,
-				      NULL, 0, NULL, "trie %s: %s", s->map->name, err == -E2BIG ?
-				      "more than 2048 address intervals "
-				      "(hot_keys may still inline its hot prefixes)" :
-				      "key layout not handled (data of 4/8/12/16 bytes, "
-				      "4-byte aligned on the stack)");
+				      NULL, 0, NULL, "%s %s: %s", what, s->map->name,
+				      err == -E2BIG ? "more than 2048 key intervals "
+				      "(hot_keys may still inline its hot keys)" :
+				      "key layout not handled for a decision tree (4/8/12/16 "
+				      "bytes to compare, 4-byte aligned on the stack)");
 	if (err)
 		return err;
 	err = rs_edit_replace(e, s->idx, 1, code, NULL, cnt);
@@ -201,13 +210,15 @@ static int elim_lpm(struct rs_opt_ctx *ctx, struct rs_edit *e, const struct rs_l
 	touched[s->idx] = true;
 	rs_pass_depend_on_map(ctx, s->map_idx);
 	snprintf(assume, sizeof(assume), "%s %s stable (guarded), complete snapshot of %zu "
-		 "prefixes", s->map->name, values ? "values and key set" : "key set", s->snap->cnt);
+		 "%s", s->map->name, values ? "values and key set" : "key set", s->snap->cnt,
+		 lpm ? "prefixes" : "keys");
 	err = rs_pass_remark(ctx, RS_REMARK_APPLIED, s->orig, (int)s->map_idx,
 			     &ctx->prog.insns[s->idx], 1, code, cnt, assume,
-			     "trie %s: lookup replaced by a decision tree over %zu address "
-			     "intervals (%zu insns, weighted by %s)%s; shorter prefixlen keys do the "
-			     "original lookup", s->map->name, niv, cnt, sp ? "the profile" :
-			     "nothing: balanced", values ? "" : "; matches do the real lookup");
+			     "%s %s: lookup replaced by a decision tree over %zu key "
+			     "intervals (%zu insns, weighted by %s)%s%s", what, s->map->name, niv,
+			     cnt, sp ? "the profile" : "nothing: balanced",
+			     values ? "" : "; present keys do the real lookup",
+			     lpm ? "; shorter prefixlen keys do the original lookup" : "");
 out:
 	free(code);
 	return err;
@@ -237,7 +248,13 @@ static int elim_site(struct rs_opt_ctx *ctx, const struct rs_cfg *cfg, struct rs
 		return elim_lpm(ctx, e, s, touched);
 	/* arrays: the verifier inlines their lookups, a chain would be slower (map_fold
 	 * handles constant indexes) */
-	if (!rs_map_is_hash(type) || sm->cnt > ctx->opts->small_table_max)
+	if (!rs_map_is_hash(type))
+		return 0;
+	/* many keys, or answers that only the key set can give: a decision tree */
+	if ((sm->cnt > ctx->opts->small_table_max || lvl != RS_MAP_STABLE_VALUES ||
+	     !s->fact->value_read_only) && (sm->key_size % 4) == 0 && sm->key_size <= 16)
+		return elim_lpm(ctx, e, s, touched);
+	if (sm->cnt > ctx->opts->small_table_max)
 		return 0;
 	if (lvl != RS_MAP_STABLE_VALUES)
 		return rs_pass_remark(ctx, RS_REMARK_MISSED, s->orig, (int)s->map_idx, NULL, 0,

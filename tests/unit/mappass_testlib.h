@@ -306,6 +306,18 @@ static inline uint64_t t_exec(const struct tctx *t, const struct rs_prog *p, uin
 			case BPF_LSH: a <<= (src & 63); break;
 			case BPF_RSH: a = cls == BPF_ALU ? (uint32_t)a >> (src & 31) : a >> (src & 63);
 				break;
+			case BPF_END:	/* to big endian on a little-endian host: swap */
+				if (BPF_SRC(in->code) == BPF_TO_BE && in->imm == 32)
+					a = __builtin_bswap32((uint32_t)a);
+				else if (BPF_SRC(in->code) == BPF_TO_BE && in->imm == 16)
+					a = __builtin_bswap16((uint16_t)a);
+				else if (BPF_SRC(in->code) == BPF_TO_BE)
+					a = __builtin_bswap64(a);
+				else
+					a = in->imm == 16 ? (uint16_t)a : in->imm == 32 ? (uint32_t)a : a;
+				r[in->dst_reg] = a;
+				pc++;
+				continue;
 			default: fail_msg("alu op %x", op);
 			}
 			r[in->dst_reg] = cls == BPF_ALU ? (uint32_t)a : a;
@@ -367,6 +379,9 @@ static inline uint64_t t_exec(const struct tctx *t, const struct rs_prog *p, uin
 			case BPF_JEQ: jump = x == y; break;
 			case BPF_JNE: jump = x != y; break;
 			case BPF_JGT: jump = x > y; break;
+			case BPF_JGE: jump = x >= y; break;
+			case BPF_JLT: jump = x < y; break;
+			case BPF_JLE: jump = x <= y; break;
 			default: fail_msg("jmp op %x", op); jump = false;
 			}
 			pc = jump ? (size_t)rs_insn_target(p->insns, pc) : pc + 1;

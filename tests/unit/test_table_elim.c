@@ -49,6 +49,20 @@ static void check_equiv(struct tctx *t, const uint64_t *inputs, size_t n)
 	}
 }
 
+/* equivalent results, and the real lookup runs exactly for the present key `k` */
+static void check_key_calls(struct tctx *t, uint32_t k)
+{
+	uint64_t in[] = { 0, 1, k - 1, k, k + 1, 0x80000000u, 0xffffffffu };
+	size_t i, calls;
+
+	check_equiv(t, in, RS_ARRAY_SIZE(in));
+	for (i = 0; i < RS_ARRAY_SIZE(in); i++) {
+		calls = 0;
+		t_exec(t, &t->ctx.prog, in[i], &calls);
+		assert_int_equal(calls, in[i] == k);
+	}
+}
+
 static void test_empty(void **state)
 {
 	uint64_t in[] = { 0, 1, 42 };
@@ -131,7 +145,8 @@ static void test_refusals(void **state)
 	assert_false(t.guarded[m]);
 	t_free(&t);
 
-	/* small table, but the value pointer is written through */
+	/* small table, but the value pointer is written through: membership tree only, the
+	 * present key still does the real lookup (writes land in the map) */
 	t_init(&t);
 	m = t_map(&t, BPF_MAP_TYPE_HASH, 4, 4, 64, RS_MAP_STABLE_VALUES);
 	t_entry(&t, m, &k, &v);
@@ -139,10 +154,11 @@ static void test_refusals(void **state)
 	t_site(&t, 5, (uint32_t)m, false, true, -4);
 	assert_int_equal(t_run(&t, &rs_pass_table_elim), 0);
 	assert_int_equal(t_count_lookups(&t.ctx.prog), 1);
-	assert_int_equal(t_remarks(&t, RS_REMARK_MISSED), 1);
+	assert_int_equal(t_remarks(&t, RS_REMARK_APPLIED), 1);
+	check_key_calls(&t, k);
 	t_free(&t);
 
-	/* small table of a key-stable map: values may change */
+	/* small table of a key-stable map: values may change, same membership tree */
 	t_init(&t);
 	m = t_map(&t, BPF_MAP_TYPE_HASH, 4, 4, 64, RS_MAP_STABLE_KEYS);
 	t_entry(&t, m, &k, &v);
@@ -150,6 +166,24 @@ static void test_refusals(void **state)
 	t_site(&t, 5, (uint32_t)m, true, true, -4);
 	assert_int_equal(t_run(&t, &rs_pass_table_elim), 0);
 	assert_int_equal(t_count_lookups(&t.ctx.prog), 1);
+	assert_int_equal(t_remarks(&t, RS_REMARK_APPLIED), 1);
+	check_key_calls(&t, k);
+	t_free(&t);
+
+	/* a key the tree cannot load in 4-byte words (6 bytes): left alone */
+	t_init(&t);
+	t.opts.small_table_max = 0;
+	m = t_map(&t, BPF_MAP_TYPE_HASH, 6, 4, 64, RS_MAP_STABLE_KEYS);
+	prog_u32(&t, m);
+	t_site(&t, 5, (uint32_t)m, true, true, -8);
+	{
+		uint8_t k6[6] = { 1, 2, 3, 4, 5, 6 };
+
+		t_entry(&t, m, k6, &v);
+	}
+	assert_int_equal(t_run(&t, &rs_pass_table_elim), 0);
+	assert_int_equal(t_count_lookups(&t.ctx.prog), 1);
+	assert_int_equal(t_remarks(&t, RS_REMARK_APPLIED), 0);
 	t_free(&t);
 }
 
@@ -198,8 +232,14 @@ static void test_too_big(void **state)
 	prog_u32(&t, m);
 	t_site(&t, 5, (uint32_t)m, true, true, -4);
 	assert_int_equal(t_run(&t, &rs_pass_table_elim), 0);
-	assert_int_equal(t_count_lookups(&t.ctx.prog), 1);
-	assert_int_equal(t_remarks(&t, RS_REMARK_APPLIED), 0);
+	/* too big for a chain: a decision tree over the 5 keys, no lookup left */
+	assert_int_equal(t_count_lookups(&t.ctx.prog), 0);
+	assert_int_equal(t_remarks(&t, RS_REMARK_APPLIED), 1);
+	{
+		uint64_t in[] = { 0, 1, 2, 3, 4, 5, 6, 100, 0x80000001u, 0xffffffffu };
+
+		check_equiv(&t, in, RS_ARRAY_SIZE(in));
+	}
 	t_free(&t);
 }
 
