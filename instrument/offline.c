@@ -99,11 +99,30 @@ void rs_offline_close(struct rs_offline *off)
 	free(off);
 }
 
+struct drain {
+	struct rs_profiler *pr;
+	struct rs_replay_prog *ip;
+};
+
+/* Called every few thousand packets by the replay: drain the variant's key rings. */
+static void drain_keys(const char *phase, size_t done, size_t total, void *ctx)
+{
+	struct drain *d = ctx;
+
+	(void)phase;
+	(void)done;
+	(void)total;
+	rs_profiler_poll(d->pr, d->ip);
+}
+
 /* Profile b0's original on the training trace: its instrumented variant against clones. */
 static int profile_train(struct rs_offline *off, const struct rs_trace *train, uint32_t rate)
 {
-	struct rs_profiler_opts po = { .sz = sizeof(po), .sample_rate = rate ?: 1 };
-	struct rs_replay_opts ro = { .sz = sizeof(ro), .max_divergences = 1 };
+	struct rs_profiler_opts po = { .sz = sizeof(po), .sample_rate = rate ?: 1,
+				       .key_slots = 4 * RS_PROF_DEFAULT_KEYS };
+	struct rs_replay_opts ro = { .sz = sizeof(ro), .max_divergences = 1,
+				     .progress = drain_keys };
+	struct drain dr = {};
 	struct rs_replay_result rr = {};
 	struct rs_profiler *pr = NULL;
 	struct rs_replay_prog *ip = NULL;
@@ -123,6 +142,9 @@ static int profile_train(struct rs_offline *off, const struct rs_trace *train, u
 			rs_strerror(err));
 		goto out;
 	}
+	dr.pr = pr;
+	dr.ip = ip;
+	ro.progress_ctx = &dr;
 	err = rs_replay_compare(ip, NULL, train, &ro, &rr);
 	if (err) {
 		rs_warn("%s: running the instrumented variant over %s failed: %s", off->path,
