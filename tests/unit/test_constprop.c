@@ -12,70 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "optimizer/pass.h"
-#include "tests/unit/ir_testlib.h"
-
-/* ---- a pass runner without the pipeline ----------------------------------------------- */
-
-struct tctx {
-	struct rs_opt_ctx ctx;
-	struct rs_opt_opts opts;
-	struct rs_remarks remarks;
-	struct rs_pass_stats st;
-	struct rs_snapshot snap;
-};
-
-static void ctx_init(struct tctx *t, const struct rs_prog *p, const struct rs_profile *prof)
-{
-	size_t i;
-
-	memset(t, 0, sizeof(*t));
-	t->opts.sz = sizeof(t->opts);
-	rs_prog_init(&t->ctx.prog);
-	assert_int_equal(rs_prog_copy(&t->ctx.prog, p), 0);
-	t->ctx.orig = p;
-	t->ctx.snap = &t->snap;
-	t->ctx.prof = prof;
-	t->ctx.opts = &t->opts;
-	t->ctx.remarks = &t->remarks;
-	t->ctx.stats = &t->st;
-	t->ctx.orig_idx = calloc(p->insn_cnt + 1, sizeof(long));
-	t->ctx.orig_pos = calloc(p->insn_cnt + 1, sizeof(long));
-	t->ctx.map_guarded = calloc(p->map_cnt + 1, sizeof(bool));
-	for (i = 0; i < p->insn_cnt; i++)
-		t->ctx.orig_idx[i] = t->ctx.orig_pos[i] = (long)i;
-}
-
-static void ctx_fini(struct tctx *t)
-{
-	rs_prog_free(&t->ctx.prog);
-	free(t->ctx.orig_idx);
-	free(t->ctx.orig_pos);
-	free(t->ctx.map_guarded);
-	rs_remarks_free(&t->remarks);
-}
-
-static void run(struct tctx *t, const struct rs_pass *pass)
-{
-	char err[160] = "";
-
-	t->ctx.pass_name = pass->name;
-	assert_int_equal(pass->run(&t->ctx), 0);
-	if (rs_prog_validate(&t->ctx.prog, err, sizeof(err)))
-		fail_msg("%s: invalid output: %s", pass->name, err);
-}
-
-static void mkprog(struct rs_prog *p, const struct bpf_insn *in, size_t n)
-{
-	struct rs_map_ref m = { .id = 1, .type = BPF_MAP_TYPE_ARRAY, .key_size = 4,
-				.value_size = 8, .max_entries = 1, .name = "m" };
-
-	rs_prog_init(p);
-	p->type = BPF_PROG_TYPE_XDP;
-	assert_int_equal(rs_prog_set_insns(p, in, n), 0);
-	assert_int_equal(rs_prog_add_map(p, &m), 0);
-	assert_int_equal(rs_prog_validate(p, NULL, 0), 0);
-}
+#include "tests/unit/pass_testlib.h"
 
 /* ---- reference interpreter (ALU, jumps, stack, calls; deterministic helpers) -------------- */
 
