@@ -333,11 +333,11 @@ int replay_optimize(const struct replay_optimize_args *ra)
 		      ra->scenario);
 		divs++;
 	}
+	stale_timed = rs_offline_stale_guards(off);
 	if (!ra->no_timing) {
 		struct rs_timing_opts to = { .sz = sizeof(to), .rounds = ra->rounds,
 					     .progress = progress };
 
-		stale_timed = rs_offline_stale_guards(off);
 		err = rs_replay_time(rs_offline_original(off), rs_offline_optimized(off), &tr, &to,
 				     &tm);
 		if (!err)
