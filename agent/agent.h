@@ -617,6 +617,7 @@ struct rs_agent_point_info {
 	uint32_t ours_id;		/* our specialized program in place (0 none) */
 	uint32_t version;		/* specializations swapped in so far */
 	double orig_ns, ours_ns;	/* cost windows (0 unknown) */
+	double replay_orig_ns, replay_ours_ns;	/* A/B replay of sampled packets (0 unknown) */
 	uint32_t guarded_maps;
 	bool guard_valid;		/* ours runs its specialized body */
 	uint64_t profile_packets;

@@ -90,6 +90,8 @@ struct rs_agent_point {
 	bool w_open;
 	uint64_t deadline;
 	double orig_ns, ours_ns;
+	double replay_orig_ns, replay_ours_ns;	/* A/B on the canary packets (trace driver) */
+	double replay_ratio;			/* ours / original, 0 unknown */
 
 	/* timers (CLOCK_MONOTONIC ns) */
 	uint64_t retry_at, check_at, cost_at, reprofile_at, reopt_at, invalid_at;
@@ -197,7 +199,6 @@ static void drop_candidate(struct rs_agent_point *p)
 		close(p->new_fd);
 	p->new_fd = -1;
 	p->new_id = 0;
-	rs_trace_free(&p->canary);
 }
 
 static void close_windows(struct rs_agent_point *p)
@@ -458,7 +459,6 @@ static void profile_done(struct rs_agent_point *p, uint64_t now)
 			if (p->have_prof)
 				rs_profile_free(&p->prof);
 			p->have_prof = false;
-			rs_trace_free(&p->canary);
 			go(p, RS_AGENT_WATCH, "no drift");
 			return;
 		}
@@ -574,6 +574,17 @@ static void st_snapshot(struct rs_agent_point *p, uint64_t now)
 	if (!p->env->guard) {
 		idle(p, now, "no guard: nothing may be specialized");
 		return;
+	}
+	if (p->sampler) {
+		/* packets sampled while the map settled replace the older sample */
+		rs_pkt_sampler_drain(p->sampler);
+		if (rs_pkt_sampler_count(p->sampler, NULL) >= p->env->cfg->canary_min_packets &&
+		    rs_pkt_sampler_count(p->sampler, NULL)) {
+			rs_trace_free(&p->canary);
+			rs_pkt_sampler_trace(p->sampler, &p->canary);
+		}
+		rs_pkt_sampler_close(p->sampler);
+		p->sampler = NULL;
 	}
 	if (p->have_snap)
 		unwatch_snapshot(p, &p->snap);
@@ -776,6 +787,34 @@ next_map:
 	return 0;
 }
 
+/* Cost of original vs specialized on the sampled packets, A B A B alternating (replay engine). */
+static void time_ab(struct rs_agent_point *p, struct rs_replay_prog *a, struct rs_replay_prog *b)
+{
+	RS_OPTS(rs_timing_opts, to, .rounds = 5, .repeat = 20000);
+	struct rs_timing_result tr = {};
+	int err;
+
+	p->replay_ratio = 0;
+	if (rs_bpf_stats_sysctl() > 0)
+		return;		/* someone's stats window is open: timing would be skewed */
+	err = rs_replay_time(a, b, &p->canary, &to, &tr);
+	if (err) {
+		rs_info("%s: no replay timing: %s\n", p->desc, rs_strerror(err));
+		return;
+	}
+	p->replay_orig_ns = tr.a.median;
+	p->replay_ours_ns = tr.b.median;
+	p->replay_ratio = tr.ratio.median;
+	event(p, "measure", json_pack("{s:s,s:s,s:f,s:f,s:f,s:f,s:I,s:I}", "what", "replay",
+				      "method", tr.method, "orig_ns_per_packet", tr.a.median,
+				      "opt_ns_per_packet", tr.b.median, "ratio", tr.ratio.median,
+				      "driver_ns", tr.driver.median, "rounds",
+				      (json_int_t)tr.rounds, "packets", (json_int_t)p->canary.cnt),
+	      "replay of %zu sampled packets (%s, A/B x%u): original %.1f ns/packet, specialized "
+	      "%.1f ns/packet, ratio %.2f", p->canary.cnt, tr.method, tr.rounds, tr.a.median,
+	      tr.b.median, tr.ratio.median);
+}
+
 static void st_canary(struct rs_agent_point *p, uint64_t now)
 {
 	const struct rs_agent_config *c = p->env->cfg;
@@ -783,7 +822,7 @@ static void st_canary(struct rs_agent_point *p, uint64_t now)
 	RS_OPTS(rs_replay_opts, ro, .max_divergences = 3);
 	struct rs_replay_prog *a = NULL, *b = NULL;
 	struct rs_replay_result rr = {};
-	uint64_t t0 = now_ns();
+	uint64_t t0 = now_ns(), t1;
 	cpu_set_t saved, one;
 	bool pinned;
 	int err;
@@ -814,8 +853,14 @@ static void st_canary(struct rs_agent_point *p, uint64_t now)
 		err = rs_replay_open_prog(&p->res.prog, &oo, &b);
 	if (!err)
 		err = sync_clones(p, a, b);
+	t1 = now_ns();
 	if (!err && p->canary.cnt)
 		err = rs_replay_compare(a, b, &p->canary, &ro, &rr);
+	rs_debug("%s: canary: clones %.1f ms, replay %.1f ms\n", p->desc, (double)(t1 - t0) / 1e6,
+		 (double)(now_ns() - t1) / 1e6);
+	/* the A/B timing takes ~0.5 s: not on the guard path, which must be quick */
+	if (!err && !rr.divergences && p->why != WHY_GUARD)
+		time_ab(p, a, b);
 	if (pinned)
 		sched_setaffinity(0, sizeof(saved), &saved);
 	p->env->stats.last_canary_ms = (double)(now_ns() - t0) / 1e6;
@@ -945,7 +990,6 @@ static void st_swap(struct rs_agent_point *p, uint64_t now)
 		memset(&p->prof, 0, sizeof(p->prof));
 		p->have_prof = false;
 	}
-	rs_trace_free(&p->canary);
 	p->cost_at = now + secs(c->cost_delay_s);
 	p->check_at = now + CHECK_NS;
 	p->reprofile_at = c->reprofile_interval_s > 0 ? now + secs(c->reprofile_interval_s) : 0;
@@ -1026,8 +1070,19 @@ static void watch_cost(struct rs_agent_point *p, uint64_t now)
 				      "orig_ns_per_packet", p->orig_ns, "ratio", ratio),
 	      "prog %u: %.1f ns/packet over %llu packets (original %.1f, ratio %.2f)",
 	      p->ours_id, r.ns_per_packet, (unsigned long long)r.run_cnt, p->orig_ns, ratio);
-	if (ratio > c->revert_ratio && guards_valid(p))
+	if (ratio > c->revert_ratio && guards_valid(p)) {
+		/* live windows are noisy (different traffic, other load): revert only when the
+		 * A/B replay of the sampled packets agrees that ours is slower */
+		if (p->replay_ratio > 0 && p->replay_ratio <= c->revert_ratio) {
+			event(p, "measure", json_pack("{s:s,s:f,s:f}", "what", "revert_check",
+						      "live_ratio", ratio, "replay_ratio",
+						      p->replay_ratio),
+			      "live window says x%.2f but the A/B replay says x%.2f: kept",
+			      ratio, p->replay_ratio);
+			return;
+		}
 		revert(p, now, ratio);
+	}
 }
 
 static void st_watch(struct rs_agent_point *p, uint64_t now)
@@ -1051,6 +1106,7 @@ static void st_watch(struct rs_agent_point *p, uint64_t now)
 		      "guard generation moved: prog %u runs its original code; re-specializing "
 		      "once the map settles (%.1f s without writes)", p->ours_id,
 		      p->env->cfg->settle_s);
+		start_sampler(p);	/* fresh packets for the next canary */
 		go(p, RS_AGENT_SETTLE, NULL);
 		return;
 	}
@@ -1079,6 +1135,7 @@ static void st_settle(struct rs_agent_point *p, uint64_t now)
 		if (!still_ours(p))
 			return;
 	}
+	rs_pkt_sampler_drain(p->sampler);
 	if (now < p->invalid_at + settle)
 		return;
 	for (i = 0; i < p->gcnt; i++)
@@ -1233,6 +1290,8 @@ void rs_agent_point_info(const struct rs_agent_point *p, struct rs_agent_point_i
 	info->version = p->version;
 	info->orig_ns = p->orig_ns;
 	info->ours_ns = p->ours_ns;
+	info->replay_orig_ns = p->replay_orig_ns;
+	info->replay_ours_ns = p->replay_ours_ns;
 	info->guarded_maps = p->guarded_maps;
 	info->guard_valid = p->ours_id && p->env->guard &&
 			    guards_valid((struct rs_agent_point *)p);
@@ -1250,6 +1309,7 @@ void rs_agent_point_free(struct rs_agent_point *p)
 		rs_profile_free(&p->prof);
 	if (p->orig_fd >= 0)
 		close(p->orig_fd);
+	rs_trace_free(&p->canary);
 	rs_prog_free(&p->orig);
 	free(p);
 }

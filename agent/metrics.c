@@ -184,6 +184,17 @@ int rs_agent_metrics_render(const struct rs_agent_env *env, const struct rs_agen
 			sb_printf(&b, "respec_point_ns_per_packet{%s,program=\"optimized\"} %.2f\n",
 				  lb, pts[i].ours_ns);
 	}
+	sb_printf(&b, "# HELP respec_point_replay_ns_per_packet cost per packet from the A/B "
+		  "replay of sampled packets\n# TYPE respec_point_replay_ns_per_packet gauge\n");
+	for (i = 0; i < cnt; i++) {
+		point_labels(&pts[i], lb, sizeof(lb));
+		if (pts[i].replay_orig_ns > 0)
+			sb_printf(&b, "respec_point_replay_ns_per_packet{%s,program=\"original\"} "
+				  "%.2f\n", lb, pts[i].replay_orig_ns);
+		if (pts[i].replay_ours_ns > 0)
+			sb_printf(&b, "respec_point_replay_ns_per_packet{%s,program=\"optimized\"} "
+				  "%.2f\n", lb, pts[i].replay_ours_ns);
+	}
 	if (b.err) {
 		free(b.p);
 		return b.err;
