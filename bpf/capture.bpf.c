@@ -29,23 +29,8 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-#if defined(__TARGET_ARCH_x86)
-#define RS_NR_BPF	321
-#elif defined(__TARGET_ARCH_arm64)
-#define RS_NR_BPF	280
-#else
-#define RS_NR_BPF	-1	/* raw_tp hook unsupported on this arch */
-#endif
-
-#define RS_LDDW			0x18	/* BPF_LD | BPF_IMM | BPF_DW */
-#define RS_PSEUDO_MAP_FD	1
-#define RS_PSEUDO_MAP_VALUE	2
-#define RS_PSEUDO_MAP_IDX	5
-#define RS_PSEUDO_MAP_IDX_VALUE	6
-
 #include "capture.h"
 #include "fd_resolve.h"
-
 
 struct inflight {
 	__u64 seq;
@@ -182,7 +167,6 @@ static long scan_cb(__u64 i, struct scan_ctx *c)
 	struct rs_cap_mapref *r;
 	struct bpf_insn insn;
 	int fd = -1, err = 0;
-	__u32 src;
 
 	if (c->skip) {
 		c->skip = 0;
@@ -193,18 +177,11 @@ static long scan_cb(__u64 i, struct scan_ctx *c)
 	if (insn.code != RS_LDDW)
 		return 0;
 	c->skip = 1;
-	src = insn.src_reg;
-	if (src == RS_PSEUDO_MAP_FD || src == RS_PSEUDO_MAP_VALUE) {
-		fd = insn.imm;
-	} else if (src == RS_PSEUDO_MAP_IDX || src == RS_PSEUDO_MAP_IDX_VALUE) {
-		if (!c->fd_array || insn.imm < 0)
-			err = -22;
-		else if (bpf_probe_read_user(&fd, sizeof(fd),
-					     (void *)(c->fd_array + (__u64)insn.imm * 4)))
-			err = -14;	/* EFAULT */
-	} else {
+	err = rs_ldimm_map_fd(&insn, c->fd_array, &fd);
+	if (!err)
 		return 0;
-	}
+	if (err > 0)
+		err = 0;
 	r = bpf_ringbuf_reserve(&rs_cap_events, sizeof(*r), 0);
 	if (!r) {
 		c->lost++;
@@ -216,7 +193,7 @@ static long scan_cb(__u64 i, struct scan_ctx *c)
 	r->h.pid_tgid = c->pid_tgid;
 	r->h.seq = c->seq;
 	r->insn = i;
-	r->src_reg = src;
+	r->src_reg = insn.src_reg;
 	r->fd = fd;
 	if (err)
 		r->err = err;

@@ -11,11 +11,29 @@
  * records rs_fd_fop() of attr.info.bpf_fd.  Every kernel read goes through
  * bpf_probe_read_kernel (BPF_CORE_READ): a stale or racing fd can give a wrong answer, never
  * a fault.
+ *
+ * Also shared by both: the bpf() syscall number for the raw_tp/sys_enter fallback and the map
+ * fd an ld_imm64 of a program being loaded refers to.
  */
 #ifndef RS_FD_RESOLVE_H
 #define RS_FD_RESOLVE_H
 
+#if defined(__TARGET_ARCH_x86)
+#define RS_NR_BPF	321
+#elif defined(__TARGET_ARCH_arm64)
+#define RS_NR_BPF	280
+#else
+#define RS_NR_BPF	-1	/* raw_tp hook unsupported on this arch */
+#endif
+
+#define RS_LDDW			0x18	/* BPF_LD | BPF_IMM | BPF_DW */
+#define RS_PSEUDO_MAP_FD	1
+#define RS_PSEUDO_MAP_VALUE	2
+#define RS_PSEUDO_MAP_IDX	5
+#define RS_PSEUDO_MAP_IDX_VALUE	6
+
 #define RS_FD_EBADF		(-9)
+#define RS_FD_EFAULT		(-14)
 #define RS_FD_EINVAL		(-22)
 #define RS_FD_EOPNOTSUPP	(-95)
 
@@ -80,6 +98,28 @@ static __always_inline __u32 rs_fd_map_id(int fd, __u64 map_fops)
 
 	map = rs_fd_private(fd, map_fops, &err);
 	return map ? BPF_CORE_READ(map, id) : 0;
+}
+
+/*
+ * The map fd that the ld_imm64 `insn` of a program being loaded refers to: 1 with *fd set
+ * (BPF_PSEUDO_MAP_FD/_VALUE carry it, the _IDX forms index the loader's fd_array, a user
+ * address), 0 when insn is no map reference, RS_FD_EINVAL / RS_FD_EFAULT when an _IDX form
+ * cannot be resolved (the kernel will refuse such a load).
+ */
+static __always_inline int rs_ldimm_map_fd(const struct bpf_insn *insn, __u64 fd_array,
+					   int *fd)
+{
+	if (insn->src_reg == RS_PSEUDO_MAP_FD || insn->src_reg == RS_PSEUDO_MAP_VALUE) {
+		*fd = insn->imm;
+		return 1;
+	}
+	if (insn->src_reg != RS_PSEUDO_MAP_IDX && insn->src_reg != RS_PSEUDO_MAP_IDX_VALUE)
+		return 0;
+	if (!fd_array || insn->imm < 0)
+		return RS_FD_EINVAL;
+	if (bpf_probe_read_user(fd, sizeof(*fd), (void *)(fd_array + (__u64)insn->imm * 4)))
+		return RS_FD_EFAULT;
+	return 1;
 }
 
 #endif /* RS_FD_RESOLVE_H */

@@ -33,20 +33,6 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-#if defined(__TARGET_ARCH_x86)
-#define RS_NR_BPF	321
-#elif defined(__TARGET_ARCH_arm64)
-#define RS_NR_BPF	280
-#else
-#define RS_NR_BPF	-1	/* raw_tp hook unsupported on this arch */
-#endif
-
-#define RS_LDDW			0x18	/* BPF_LD | BPF_IMM | BPF_DW */
-#define RS_PSEUDO_MAP_FD	1
-#define RS_PSEUDO_MAP_VALUE	2
-#define RS_PSEUDO_MAP_IDX	5
-#define RS_PSEUDO_MAP_IDX_VALUE	6
-
 /* Generation counters (watcher.h: one entry, slot s at offset s * 8); mmap-able so user space
  * bumps with the same atomic add. */
 struct {
@@ -178,15 +164,8 @@ static long scan_insn(__u64 i, struct scan_ctx *c)
 	if (insn.code != RS_LDDW)
 		return 0;
 	c->skip = 1;
-	if (insn.src_reg == RS_PSEUDO_MAP_FD || insn.src_reg == RS_PSEUDO_MAP_VALUE) {
-		fd = insn.imm;
-	} else if (insn.src_reg == RS_PSEUDO_MAP_IDX || insn.src_reg == RS_PSEUDO_MAP_IDX_VALUE) {
-		if (!c->fd_array || insn.imm < 0 ||
-		    bpf_probe_read_user(&fd, sizeof(fd), (void *)(c->fd_array + (__u64)insn.imm * 4)))
-			return 0;	/* the kernel will refuse this load */
-	} else {
-		return 0;
-	}
+	if (rs_ldimm_map_fd(&insn, c->fd_array, &fd) <= 0)
+		return 0;	/* no map reference, or one the kernel will refuse */
 	bump_id(rs_fd_map_id(fd, map_fops));
 	return 0;
 }
