@@ -187,6 +187,68 @@ static void test_refusals(void **state)
 	t_free(&t);
 }
 
+/* a whole LPM trie as a decision tree: longest matches equal the original's on addresses
+ * around every prefix boundary, and a shorter prefixlen in the key takes the real lookup */
+static void test_lpm_tree(void **state)
+{
+	const struct bpf_insn in[] = {
+		ST_MEM(BPF_W, 10, -8, 32),
+		STX_MEM(BPF_W, 10, 1, -4),
+		MOV64_REG(2, 10),
+		ALU64_IMM(BPF_ADD, 2, -8),
+		LD_IMM64_LO(1, BPF_PSEUDO_MAP_IDX, 0), LD_IMM64_HI(0),
+		CALL_HELPER(BPF_FUNC_map_lookup_elem),
+		JMP_IMM(BPF_JNE, 0, 0, 2),
+		MOV64_IMM(0, MISS_RET),
+		EXIT(),
+		LDX_MEM(BPF_W, 0, 0, 0),
+		EXIT(),
+	};
+	static const struct { uint8_t a[4]; uint32_t plen, v; } pfx[] = {
+		{ { 10, 0, 0, 0 }, 8, 1 }, { { 10, 1, 0, 0 }, 16, 2 }, { { 10, 1, 2, 0 }, 24, 3 },
+		{ { 192, 168, 0, 0 }, 16, 4 }, { { 255, 255, 255, 255 }, 32, 5 },
+		{ { 10, 1, 3, 0 }, 24, 2 },	/* same answer as its parent: merges */
+	};
+	uint64_t inputs[64];
+	size_t i, n = 0, calls;
+	struct tctx t;
+	int m;
+
+	(void)state;
+	t_init(&t);
+	m = t_map(&t, BPF_MAP_TYPE_LPM_TRIE, 8, 4, 64, RS_MAP_STABLE_VALUES);
+	for (i = 0; i < RS_ARRAY_SIZE(pfx); i++) {
+		uint8_t key[8];
+		uint32_t first, last, host;
+
+		memcpy(key, &pfx[i].plen, 4);
+		memcpy(key + 4, pfx[i].a, 4);
+		t_entry(&t, m, key, &pfx[i].v);
+		/* addresses just around the prefix, as the u32 the program stores */
+		host = (uint32_t)pfx[i].a[0] << 24 | pfx[i].a[1] << 16 | pfx[i].a[2] << 8 |
+		       pfx[i].a[3];
+		first = host;
+		last = host | (pfx[i].plen == 32 ? 0 : 0xffffffffu >> pfx[i].plen);
+		inputs[n++] = __builtin_bswap32(first - 1);
+		inputs[n++] = __builtin_bswap32(first);
+		inputs[n++] = __builtin_bswap32(last);
+		inputs[n++] = __builtin_bswap32(last + 1);
+	}
+	inputs[n++] = 0;
+	t_set_insns(&t, in, RS_ARRAY_SIZE(in));
+	t_site(&t, 6, (uint32_t)m, true, true, -8);
+	assert_int_equal(t_run(&t, &rs_pass_table_elim), 0);
+	assert_int_equal(t_remarks(&t, RS_REMARK_APPLIED), 1);
+	assert_true(t.guarded[m]);
+	check_equiv(&t, inputs, n);
+	for (i = 0; i < n; i++) {	/* full-width keys never call the helper */
+		calls = 0;
+		t_exec(&t, &t.ctx.prog, inputs[i], &calls);
+		assert_int_equal(calls, 0);
+	}
+	t_free(&t);
+}
+
 static void test_small(void **state)
 {
 	uint64_t in[] = { 1, 2, 3, 4, 5, 6, 0, 100, 0xffffffff };
@@ -248,6 +310,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_empty),
 		cmocka_unit_test(test_empty_lpm),
+		cmocka_unit_test(test_lpm_tree),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_small),
 		cmocka_unit_test(test_too_big),
