@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -23,8 +22,7 @@
 #include <linux/if_link.h>
 
 #include "agent/agent.h"
-
-#define MAX_TCX_PROGS	64
+#include "agent/tcx.h"
 
 struct ap_vec {
 	struct rs_attach_point *v;
@@ -221,48 +219,22 @@ static int discover_xdp(const struct rs_netns *ns, int ifindex, const char *ifna
 	return 0;
 }
 
-/* BPF_PROG_QUERY as of Linux 6.6 (target_ifindex, link_ids, revision), newer than our uapi. */
-struct rs_query_attr {
-	uint32_t target_ifindex;
-	uint32_t attach_type;
-	uint32_t query_flags;
-	uint32_t attach_flags;
-	uint64_t prog_ids;
-	uint32_t count;
-	uint32_t pad;
-	uint64_t prog_attach_flags;
-	uint64_t link_ids;
-	uint64_t link_attach_flags;
-	uint64_t revision;
-};
-
 static int discover_tcx(const struct rs_netns *ns, int ifindex, const char *ifname,
 			uint32_t attach_type, struct ap_vec *av)
 {
-	uint32_t prog_ids[MAX_TCX_PROGS] = {}, link_ids[MAX_TCX_PROGS] = {};
-	union {
-		struct rs_query_attr q;
-		union bpf_attr attr;
-	} a;
+	uint32_t prog_ids[RS_TCX_MAX_PROGS] = {}, link_ids[RS_TCX_MAX_PROGS] = {};
+	uint32_t i, cnt = RS_TCX_MAX_PROGS;
 	struct rs_attach_point *ap;
-	uint32_t i;
+	int err;
 
-	memset(&a, 0, sizeof(a));
-	a.q.target_ifindex = ifindex;
-	a.q.attach_type = attach_type;
-	a.q.prog_ids = (uintptr_t)prog_ids;
-	a.q.link_ids = (uintptr_t)link_ids;
-	a.q.count = MAX_TCX_PROGS;
-	if (syscall(__NR_bpf, BPF_PROG_QUERY, &a, sizeof(a)) < 0) {
-		/* EINVAL: kernel without tcx; ENOSPC handled as the first MAX_TCX_PROGS */
-		if (errno != ENOSPC) {
-			rs_debug("dev %s (netns '%s'): tcx query: %s", ifname, ns->name,
-				 strerror(errno));
-			return 0;
-		}
-		a.q.count = MAX_TCX_PROGS;
+	err = rs_tcx_query(ifindex, attach_type == RS_BPF_TCX_EGRESS, prog_ids, link_ids, &cnt,
+			   NULL);
+	if (err) {
+		/* EINVAL: kernel without tcx */
+		rs_debug("dev %s (netns '%s'): tcx query: %s", ifname, ns->name, strerror(-err));
+		return 0;
 	}
-	for (i = 0; i < a.q.count && i < MAX_TCX_PROGS; i++) {
+	for (i = 0; i < cnt; i++) {
 		ap = ap_push(av);
 		if (!ap)
 			return -ENOMEM;

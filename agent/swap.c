@@ -28,10 +28,9 @@
 
 #include "agent/agent.h"
 #include "agent/swap_internal.h"
+#include "agent/tcx.h"
 
-#define MAX_TCX_PROGS	64
-
-/* BPF_PROG_ATTACH / BPF_PROG_QUERY as of Linux 6.6 (mprog), newer than our 6.1 uapi. */
+/* BPF_PROG_ATTACH as of Linux 6.6 (mprog), newer than our 6.1 uapi. */
 struct rs_attach_attr {
 	uint32_t target_ifindex;
 	uint32_t attach_bpf_fd;
@@ -40,20 +39,6 @@ struct rs_attach_attr {
 	uint32_t replace_bpf_fd;
 	uint32_t relative_fd;
 	uint64_t expected_revision;
-};
-
-struct rs_query_attr {
-	uint32_t target_ifindex;
-	uint32_t attach_type;
-	uint32_t query_flags;
-	uint32_t attach_flags;
-	uint64_t prog_ids;
-	uint32_t count;
-	uint32_t pad;
-	uint64_t prog_attach_flags;
-	uint64_t link_ids;
-	uint64_t link_attach_flags;
-	uint64_t revision;
 };
 
 static uint64_t now_ns(void)
@@ -254,27 +239,17 @@ static int xdp_prog(const struct rs_attach_point *pt, uint32_t *prog_id)
 static int tcx_progs(const struct rs_attach_point *pt, uint32_t *ids, uint32_t *cnt,
 		     uint64_t *revision)
 {
-	uint32_t prog_ids[MAX_TCX_PROGS] = {}, link_ids[MAX_TCX_PROGS] = {};
-	union {
-		struct rs_query_attr q;
-		union bpf_attr attr;
-	} a;
-	uint32_t i, n = 0;
+	uint32_t prog_ids[RS_TCX_MAX_PROGS] = {}, link_ids[RS_TCX_MAX_PROGS] = {};
+	uint32_t i, got = RS_TCX_MAX_PROGS, n = 0;
+	int err;
 
-	memset(&a, 0, sizeof(a));
-	a.q.target_ifindex = pt->ifindex;
-	a.q.attach_type = pt->egress ? RS_BPF_TCX_EGRESS : RS_BPF_TCX_INGRESS;
-	a.q.prog_ids = (uintptr_t)prog_ids;
-	a.q.link_ids = (uintptr_t)link_ids;
-	a.q.count = MAX_TCX_PROGS;
-	if (syscall(__NR_bpf, BPF_PROG_QUERY, &a, sizeof(a)) < 0 && errno != ENOSPC)
-		return errno == ENODEV ? -RS_ERR_NOT_FOUND : -errno;
-	for (i = 0; i < a.q.count && i < MAX_TCX_PROGS; i++)
+	err = rs_tcx_query(pt->ifindex, pt->egress, prog_ids, link_ids, &got, revision);
+	if (err)
+		return err == -ENODEV ? -RS_ERR_NOT_FOUND : err;
+	for (i = 0; i < got; i++)
 		if (!link_ids[i])
 			ids[n++] = prog_ids[i];
 	*cnt = n;
-	if (revision)
-		*revision = a.q.revision;
 	return 0;
 }
 
@@ -324,7 +299,7 @@ static int slot_prog(const struct rs_attach_point *pt, uint32_t *prog_id)
 
 int swap_check(const struct rs_attach_point *pt, uint32_t expected, uint32_t *found)
 {
-	uint32_t ids[MAX_TCX_PROGS], n = 0, i, cur = 0;
+	uint32_t ids[RS_TCX_MAX_PROGS], n = 0, i, cur = 0;
 	int err;
 
 	*found = 0;
