@@ -148,6 +148,10 @@ class Run:
             for d in (f, f["segments"][seg]):
                 d["sent"] += 1
                 d[v] += 1
+            sg = f["segments"][seg]
+            sg.setdefault("last_" + v, t)
+            sg["last_" + v] = max(sg["last_" + v], t)
+            sg.setdefault("first_" + v, t)
         return out
 
 
