@@ -177,8 +177,9 @@ static int run(const char *cmd, char **out)
 	char path[128], full[8192];
 	int st;
 
-	snprintf(path, sizeof(path), "%s/out.txt", tmpdir);
-	snprintf(full, sizeof(full), "%s >%s 2>&1", cmd, path);
+	if (snprintf(path, sizeof(path), "%s/out.txt", tmpdir) >= (int)sizeof(path) ||
+	    snprintf(full, sizeof(full), "%s >%s 2>&1", cmd, path) >= (int)sizeof(full))
+		return -1;
 	st = system(full);
 	*out = slurp(path);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
