@@ -88,75 +88,17 @@ static int parse_filter(struct nlmsghdr *nh, bool egress, struct filter_vec *fv)
 	return vec_push(fv, &f);
 }
 
-static int dump_parent(int sock, int ifindex, bool egress, uint32_t seq, struct filter_vec *fv)
-{
-	struct {
-		struct nlmsghdr nh;
-		struct tcmsg t;
-	} req = {};
-	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
-	char *buf;
-	const size_t bufsz = 65536;
-	ssize_t n;
-	int err = 0;
-
-	req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(req.t));
-	req.nh.nlmsg_type = RTM_GETTFILTER;
-	req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-	req.nh.nlmsg_seq = seq;
-	req.t.tcm_family = AF_UNSPEC;
-	req.t.tcm_ifindex = ifindex;
-	req.t.tcm_parent = TC_H_MAKE(TC_H_CLSACT, egress ? TC_H_MIN_EGRESS : TC_H_MIN_INGRESS);
-
-	if (sendto(sock, &req, req.nh.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return -errno;
-	buf = malloc(bufsz);
-	if (!buf)
-		return -ENOMEM;
-	for (;;) {
-		struct nlmsghdr *nh;
-
-		n = recv(sock, buf, bufsz, 0);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			err = -errno;
-			goto out;
-		}
-		if (n == 0)
-			goto out;
-		for (nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, (size_t)n); nh = NLMSG_NEXT(nh, n)) {
-			if (nh->nlmsg_seq != seq)
-				continue;
-			if (nh->nlmsg_type == NLMSG_DONE)
-				goto out;
-			if (nh->nlmsg_type == NLMSG_ERROR) {
-				struct nlmsgerr *e = NLMSG_DATA(nh);
-
-				/* no clsact qdisc / no such hook: simply no filters */
-				if (e->error && e->error != -ENOENT && e->error != -EINVAL)
-					err = e->error;
-				goto out;
-			}
-			if (nh->nlmsg_type != RTM_NEWTFILTER)
-				continue;
-			err = parse_filter(nh, egress, fv);
-			if (err)
-				goto out;
-		}
-	}
-out:
-	free(buf);
-	return err;
-}
+/* Called for each reply message of a dump; non-zero stops the dump with that result. */
+typedef int (*tc_msg_cb)(struct nlmsghdr *nh, void *ctx);
 
 /*
- * Kind of the qdisc on the ingress hook ("clsact", "ingress", or "" when none), from a qdisc
- * dump (a plain get of parent ffff:fff1 answers with an ACK only).  A legacy ingress qdisc has
- * the same handle ffff: as clsact but one block: dumping "egress" there would list the ingress
- * filters a second time.
+ * One rtnetlink dump request (`type` RTM_GETTFILTER / RTM_GETQDISC with a tcmsg for ifindex
+ * and parent), reading up to NLMSG_DONE (the socket is reused) and handing every message of
+ * type `reply` to cb.  An error answer is returned, except ENOENT / EINVAL when missing_ok
+ * (no qdisc, no such hook: simply nothing to list).
  */
-static int hook_qdisc_kind(int sock, int ifindex, uint32_t seq, char *kind, size_t sz)
+static int tc_dump(int sock, int ifindex, uint16_t type, uint32_t parent, uint32_t seq,
+		   uint16_t reply, bool missing_ok, tc_msg_cb cb, void *ctx)
 {
 	struct {
 		struct nlmsghdr nh;
@@ -169,13 +111,13 @@ static int hook_qdisc_kind(int sock, int ifindex, uint32_t seq, char *kind, size
 	ssize_t n;
 	int err = 0;
 
-	kind[0] = 0;
 	req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(req.t));
-	req.nh.nlmsg_type = RTM_GETQDISC;
+	req.nh.nlmsg_type = type;
 	req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
 	req.nh.nlmsg_seq = seq;
 	req.t.tcm_family = AF_UNSPEC;
 	req.t.tcm_ifindex = ifindex;
+	req.t.tcm_parent = parent;
 	if (sendto(sock, &req, req.nh.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		return -errno;
 	buf = malloc(bufsz);
@@ -192,10 +134,6 @@ static int hook_qdisc_kind(int sock, int ifindex, uint32_t seq, char *kind, size
 		if (n == 0)
 			goto out;
 		for (nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, (size_t)n); nh = NLMSG_NEXT(nh, n)) {
-			struct tcmsg *t = NLMSG_DATA(nh);
-			struct rtattr *a;
-			int len;
-
 			if (nh->nlmsg_seq != seq)
 				continue;
 			if (nh->nlmsg_type == NLMSG_DONE)
@@ -204,24 +142,79 @@ static int hook_qdisc_kind(int sock, int ifindex, uint32_t seq, char *kind, size
 				struct nlmsgerr *e = NLMSG_DATA(nh);
 
 				err = e->error;
+				if (missing_ok && (err == -ENOENT || err == -EINVAL))
+					err = 0;
 				goto out;
 			}
-			if (nh->nlmsg_type != RTM_NEWQDISC || t->tcm_ifindex != ifindex ||
-			    t->tcm_handle != TC_H_MAJ(TC_H_INGRESS))
+			if (nh->nlmsg_type != reply)
 				continue;
-			len = nh->nlmsg_len - NLMSG_LENGTH(sizeof(*t));
-			for (a = (struct rtattr *)((char *)t + NLMSG_ALIGN(sizeof(*t)));
-			     len > 0 && RTA_OK(a, len); a = RTA_NEXT(a, len)) {
-				if (a->rta_type == TCA_KIND)
-					snprintf(kind, sz, "%.*s", (int)RTA_PAYLOAD(a),
-						 (char *)RTA_DATA(a));
-			}
-			/* keep reading up to NLMSG_DONE: the socket is reused */
+			err = cb(nh, ctx);
+			if (err)
+				goto out;
 		}
 	}
 out:
 	free(buf);
 	return err;
+}
+
+struct filter_dump {
+	bool egress;
+	struct filter_vec *fv;
+};
+
+static int filter_cb(struct nlmsghdr *nh, void *ctx)
+{
+	struct filter_dump *d = ctx;
+
+	return parse_filter(nh, d->egress, d->fv);
+}
+
+static int dump_parent(int sock, int ifindex, bool egress, uint32_t seq, struct filter_vec *fv)
+{
+	struct filter_dump d = { .egress = egress, .fv = fv };
+
+	return tc_dump(sock, ifindex, RTM_GETTFILTER,
+		       TC_H_MAKE(TC_H_CLSACT, egress ? TC_H_MIN_EGRESS : TC_H_MIN_INGRESS), seq,
+		       RTM_NEWTFILTER, true, filter_cb, &d);
+}
+
+struct qdisc_dump {
+	int ifindex;
+	char *kind;
+	size_t sz;
+};
+
+static int qdisc_cb(struct nlmsghdr *nh, void *ctx)
+{
+	struct qdisc_dump *d = ctx;
+	struct tcmsg *t = NLMSG_DATA(nh);
+	struct rtattr *a;
+	int len;
+
+	if (t->tcm_ifindex != d->ifindex || t->tcm_handle != TC_H_MAJ(TC_H_INGRESS))
+		return 0;
+	len = nh->nlmsg_len - NLMSG_LENGTH(sizeof(*t));
+	for (a = (struct rtattr *)((char *)t + NLMSG_ALIGN(sizeof(*t)));
+	     len > 0 && RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+		if (a->rta_type == TCA_KIND)
+			snprintf(d->kind, d->sz, "%.*s", (int)RTA_PAYLOAD(a), (char *)RTA_DATA(a));
+	}
+	return 0;
+}
+
+/*
+ * Kind of the qdisc on the ingress hook ("clsact", "ingress", or "" when none), from a qdisc
+ * dump (a plain get of parent ffff:fff1 answers with an ACK only).  A legacy ingress qdisc has
+ * the same handle ffff: as clsact but one block: dumping "egress" there would list the ingress
+ * filters a second time.
+ */
+static int hook_qdisc_kind(int sock, int ifindex, uint32_t seq, char *kind, size_t sz)
+{
+	struct qdisc_dump d = { .ifindex = ifindex, .kind = kind, .sz = sz };
+
+	kind[0] = 0;
+	return tc_dump(sock, ifindex, RTM_GETQDISC, 0, seq, RTM_NEWQDISC, false, qdisc_cb, &d);
 }
 
 int rs_tc_bpf_filters(int ifindex, struct rs_tc_filter **out, size_t *cnt)
