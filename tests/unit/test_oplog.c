@@ -177,6 +177,7 @@ static int run(const char *cmd, char **out)
 	char path[128], full[8192];
 	int st;
 
+	*out = NULL;
 	if (snprintf(path, sizeof(path), "%s/out.txt", tmpdir) >= (int)sizeof(path) ||
 	    snprintf(full, sizeof(full), "%s >%s 2>&1", cmd, path) >= (int)sizeof(full))
 		return -1;
