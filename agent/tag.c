@@ -84,10 +84,15 @@ static int resolve_algo(enum rs_tag_algo *algo)
 	return rs_tag_detect(algo);
 }
 
-int rs_tag_compute_insns(const struct bpf_insn *insns, size_t cnt, enum rs_tag_algo algo,
-			 uint8_t tag[BPF_TAG_SIZE])
+/*
+ * Tag of a copy of insns: the kernel hashes the program with map fds zeroed; idx_to_fd first
+ * turns the IDX forms of map references (rs_prog keeps them) back into the loader's fd forms.
+ */
+static int tag_of(const struct bpf_insn *insns, size_t cnt, bool idx_to_fd,
+		  enum rs_tag_algo algo, uint8_t tag[BPF_TAG_SIZE])
 {
 	struct bpf_insn *buf;
+	size_t i;
 	int err;
 
 	err = resolve_algo(&algo);
@@ -98,28 +103,7 @@ int rs_tag_compute_insns(const struct bpf_insn *insns, size_t cnt, enum rs_tag_a
 		return -ENOMEM;
 	if (cnt)
 		memcpy(buf, insns, cnt * sizeof(*buf));
-	zero_map_fds(buf, cnt);
-	err = digest_tag(buf, cnt * sizeof(*buf), algo, tag);
-	free(buf);
-	return err;
-}
-
-int rs_tag_compute(const struct rs_prog *p, enum rs_tag_algo algo, uint8_t tag[BPF_TAG_SIZE])
-{
-	struct bpf_insn *buf;
-	size_t i, cnt = p->insn_cnt;
-	int err;
-
-	err = resolve_algo(&algo);
-	if (err)
-		return err;
-	buf = malloc(cnt ? cnt * sizeof(*buf) : 1);
-	if (!buf)
-		return -ENOMEM;
-	if (cnt)
-		memcpy(buf, p->insns, cnt * sizeof(*buf));
-	/* IDX form back to the loader's fd form; the fd itself is zeroed by the kernel. */
-	for (i = 0; i + 1 < cnt; i++) {
+	for (i = 0; idx_to_fd && i + 1 < cnt; i++) {
 		if (!is_ldimm64(&buf[i]))
 			continue;
 		if (buf[i].src_reg == BPF_PSEUDO_MAP_IDX)
@@ -132,6 +116,17 @@ int rs_tag_compute(const struct rs_prog *p, enum rs_tag_algo algo, uint8_t tag[B
 	err = digest_tag(buf, cnt * sizeof(*buf), algo, tag);
 	free(buf);
 	return err;
+}
+
+int rs_tag_compute_insns(const struct bpf_insn *insns, size_t cnt, enum rs_tag_algo algo,
+			 uint8_t tag[BPF_TAG_SIZE])
+{
+	return tag_of(insns, cnt, false, algo, tag);
+}
+
+int rs_tag_compute(const struct rs_prog *p, enum rs_tag_algo algo, uint8_t tag[BPF_TAG_SIZE])
+{
+	return tag_of(p->insns, p->insn_cnt, true, algo, tag);
 }
 
 const char *rs_tag_algo_name(enum rs_tag_algo algo)
