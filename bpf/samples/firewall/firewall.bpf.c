@@ -23,6 +23,7 @@
  */
 #include <linux/pkt_cls.h>
 
+#include "bpf/samples/common/lookup.h"
 #include "bpf/samples/common/parse.h"
 
 #define MAX_RULES	2048
@@ -56,16 +57,6 @@ struct fw_rule {
 struct fw_config {
 	__u32 rule_cnt;
 	enum fw_action default_action;
-};
-
-struct lpm4_key {
-	__u32 prefixlen;
-	__u8 addr[4];
-};
-
-struct lpm6_key {
-	__u32 prefixlen;
-	__u8 addr[16];
 };
 
 struct ct_entry {
@@ -183,26 +174,10 @@ static __always_inline int eval_rules(const struct flow_key *fk, __u32 rule_cnt,
 	return -1;
 }
 #else
-static __always_inline const __u32 *block4_lookup(const __u8 *addr)
-{
-	struct lpm4_key k = { .prefixlen = 32 };
+MAP_LPM4(block4_lookup, blocklist4, __u32)
+MAP_LPM6(block6_lookup, blocklist6, __u32)
 
-	__builtin_memcpy(k.addr, addr, 4);
-	return bpf_map_lookup_elem(&blocklist4, &k);
-}
-
-static __always_inline const __u32 *block6_lookup(const __u8 *addr)
-{
-	struct lpm6_key k = { .prefixlen = 128 };
-
-	__builtin_memcpy(k.addr, addr, 16);
-	return bpf_map_lookup_elem(&blocklist6, &k);
-}
-
-static __always_inline const struct fw_config *config_get(__u32 idx)
-{
-	return bpf_map_lookup_elem(&fw_config, &idx);
-}
+MAP_ARRAY(config_get, fw_config, struct fw_config)
 
 struct rule_loop {
 	struct flow_key fk;

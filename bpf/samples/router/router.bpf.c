@@ -14,6 +14,7 @@
  * route and next-hop lookups from the benchmark scenario compiled in (router-ceiling.h:
  * prefixes flattened into sorted address intervals, binary search), same behaviour otherwise.
  */
+#include "bpf/samples/common/lookup.h"
 #include "bpf/samples/common/parse.h"
 
 #define MAX_ROUTES4	65536
@@ -31,16 +32,6 @@ enum rt_stat {
 	RT_DROP_NO_ROUTE,
 	RT_DROP_NEXTHOP,	/* route to an invalid next hop */
 	RT_STAT_MAX,
-};
-
-struct lpm4_key {
-	__u32 prefixlen;
-	__u8 addr[4];
-};
-
-struct lpm6_key {
-	__u32 prefixlen;
-	__u8 addr[16];
 };
 
 struct nexthop {
@@ -88,26 +79,9 @@ CEIL_LPM4(route4_lookup, routes4, __u32)
 CEIL_LPM6(route6_lookup, routes6, __u32)
 CEIL_ARRAY(nexthop_lookup, nexthops, struct nexthop)
 #else
-static __always_inline const __u32 *route4_lookup(const __u8 *addr)
-{
-	struct lpm4_key k = { .prefixlen = 32 };
-
-	__builtin_memcpy(k.addr, addr, 4);
-	return bpf_map_lookup_elem(&routes4, &k);
-}
-
-static __always_inline const __u32 *route6_lookup(const __u8 *addr)
-{
-	struct lpm6_key k = { .prefixlen = 128 };
-
-	__builtin_memcpy(k.addr, addr, 16);
-	return bpf_map_lookup_elem(&routes6, &k);
-}
-
-static __always_inline const struct nexthop *nexthop_lookup(__u32 idx)
-{
-	return bpf_map_lookup_elem(&nexthops, &idx);
-}
+MAP_LPM4(route4_lookup, routes4, __u32)
+MAP_LPM6(route6_lookup, routes6, __u32)
+MAP_ARRAY(nexthop_lookup, nexthops, struct nexthop)
 #endif
 
 static __always_inline int count(__u32 slot, int verdict)
