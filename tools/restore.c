@@ -27,7 +27,8 @@ static int do_help(void)
 		"Put the original programs recorded in the swap journal back at their attach\n"
 		"points (only where one of respec's programs is still there), unpin them and\n"
 		"close their journal entries.  PROG selects the entries whose original or\n"
-		"replacement it is.  Default journal: " RS_JOURNAL_DIR "/journal.\n\n"
+		"replacement it is.  list prints the open entries.  DIR is the directory that\n"
+		"holds the journal file (default " RS_JOURNAL_DIR ", i.e. " RS_JOURNAL_DIR "/journal).\n\n"
 		"PROG := { id ID | pinned PATH | tag TAG | name NAME |\n"
 		"          dev IFNAME xdp | dev IFNAME tc { ingress | egress } }\n",
 		bin_name, bin_name, bin_name, bin_name);
