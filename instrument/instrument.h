@@ -490,5 +490,12 @@ int rs_offline_invalidate(struct rs_offline *off);
 int rs_offline_stale_guards(const struct rs_offline *off);
 /* Apply the scenario's update i to both map sets (through bpf(): the watcher bumps). */
 int rs_offline_apply_update(struct rs_offline *off, size_t i);
+/*
+ * Write the last rs_offline_specialize() to an optimization log (agent/oplog.c): snapshot and
+ * profile, a round of programs/remarks/pass_stats, the original's JIT image, and verify (with
+ * the verifier log when the kernel refused).  log NULL: nothing.  -ENOENT before a snapshot.
+ */
+struct rs_oplog;
+int rs_offline_oplog(const struct rs_offline *off, struct rs_oplog *log);
 
 #endif /* RS_INSTRUMENT_H */

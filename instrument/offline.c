@@ -48,6 +48,7 @@ struct rs_offline {
 	struct rs_opt_opts opt;
 	struct rs_offline_info info;
 	char *vlog;
+	int load_err;				/* errno of the last refused load (0: loaded) */
 	const char **names;			/* per map of orig (borrowed from b0) */
 	uint32_t *key_types, *value_types;	/* per map of orig: BTF ids in b0's BTF */
 };
@@ -313,6 +314,7 @@ static int load_optimized(struct rs_offline *off)
 
 	fd = rs_prog_load(&off->res.prog, &lo);
 	off->info.load_ms = now_ms() - t0;
+	off->load_err = fd < 0 ? fd : 0;
 	if (fd >= 0)
 		return fd;
 	/* again with a log: keep the verifier's words */
@@ -342,6 +344,7 @@ int rs_offline_specialize(struct rs_offline *off)
 
 	clear_spec(off);
 	off->info.verifier_log = NULL;
+	off->load_err = 0;
 	rs_replay_close(off->b);
 	off->b = NULL;
 	off->info.load_fd = -1;
@@ -451,5 +454,38 @@ int rs_offline_apply_update(struct rs_offline *off, size_t i)
 	err = apply_update_one(off, off->a, i);
 	if (!err)
 		err = apply_update_one(off, off->b0, i);
+	return err;
+}
+
+/*
+ * The last specialization as optimization log records (docs/log.md): snapshot (and the
+ * profile), a round of before/after programs, remarks and pass_stats, the original as loaded
+ * (JIT image, verifier-processed instructions), and the verifier's verdict (its log on a
+ * rejection; the optimized program's JIT image when it loaded).
+ */
+int rs_offline_oplog(const struct rs_offline *off, struct rs_oplog *log)
+{
+	const struct rs_profile *prof = off->has_prof ? &off->prof : NULL;
+	RS_OPTS(rs_oplog_remark_opts, ro, .snap = &off->snap, .prof = prof,
+		.optimizer_ms = off->info.optimizer_ms);
+	int err;
+
+	if (!log)
+		return 0;
+	if (!off->has_snap)
+		return -ENOENT;
+	err = rs_oplog_snapshot(log, &off->orig, &off->snap, prof);
+	if (err || !off->has_res)
+		return err;
+	err = rs_oplog_remarks(log, &off->res, &off->orig, &ro);
+	if (!err)
+		err = rs_oplog_program(log, &off->orig, &off->orig, "before",
+				       rs_replay_fd(off->b0));
+	if (!err)
+		err = rs_oplog_verify(log, &off->orig, &off->res.prog, off->info.load_fd,
+				      off->info.load_fd >= 0 ? 0 : off->load_err ?: -RS_ERR_VERIFIER,
+				      off->info.verifier_log, off->info.load_ms);
+	if (err)
+		rs_warn("%s: writing the optimization log: %s", off->path, rs_strerror(err));
 	return err;
 }

@@ -44,6 +44,9 @@ struct replay_optimize_args {
 	size_t max_div;
 	const struct rs_replay_mask *masks;
 	size_t mask_cnt;
+	const char *log;		/* --log FILE: optimization log (docs/log.md) */
+	int argc;			/* the command line, for the log's "run" record */
+	char **argv;
 };
 int replay_optimize(const struct replay_optimize_args *ra);
 int do_log(int argc, char **argv);

@@ -9,7 +9,7 @@
  *                 [--against-prog NAME] [--max-divergences N] [--mask MAP:OFF:LEN]...
  *                 [--no-timing] [--rounds N] [--instrumented [--rate N]] [-j]
  *   respec replay OBJ --pcap EVAL --scenario FILE --optimize [--train TRAIN]
- *                 [--invalidate-guards] [--updates] [-j]   (tools/replay_optimize.c)
+ *                 [--invalidate-guards] [--updates] [--log FILE] [-j]   (tools/replay_optimize.c)
  *
  * --instrumented (docs/profile.md): B is the instrumented variant of A (instrument/profile.c),
  * and the profile it collected over the trace is reported under "profile".
@@ -48,7 +48,7 @@ struct replay_args {
 	uint32_t rate;			/* its sampling rate (0: default) */
 	bool optimize;			/* B = A specialized (tools/replay_optimize.c) */
 	bool invalidate_guards, updates;
-	const char *train;
+	const char *train, *log;
 };
 
 static int replay_help(void)
@@ -59,7 +59,7 @@ static int replay_help(void)
 		"                 [--mask MAP:OFF:LEN]... [--no-timing] [--rounds N]\n"
 		"                 [--instrumented [--rate N]] [-j]\n"
 		"       %s replay OBJ --pcap EVAL --scenario FILE --optimize [--train TRAIN]\n"
-		"                 [--invalidate-guards] [--updates] [-j]\n"
+		"                 [--invalidate-guards] [--updates] [--log FILE] [-j]\n"
 		"       %s replay help\n\n"
 		"Runs the program over every packet of the pcap in isolation (fresh maps for OBJ,\n"
 		"clones of the live maps for PROG), compares it with --against packet by packet\n"
@@ -152,6 +152,8 @@ static int parse_args(int argc, char **argv, struct replay_args *ra)
 			ra->prog_name = v;
 		} else if (!strcmp(o, "--train")) {
 			ra->train = v;
+		} else if (!strcmp(o, "--log")) {
+			ra->log = v;
 		} else if (!strcmp(o, "--against-prog")) {
 			ra->against_prog = v;
 		} else if (!strcmp(o, "--rate")) {
@@ -185,8 +187,9 @@ static int parse_args(int argc, char **argv, struct replay_args *ra)
 		return usage_err("replay", "--instrumented and --against exclude each other");
 	if (ra->rate && !ra->instrumented)
 		return usage_err("replay", "--rate needs --instrumented");
-	if ((ra->train || ra->invalidate_guards || ra->updates) && !ra->optimize)
-		return usage_err("replay", "--train, --invalidate-guards and --updates need --optimize");
+	if ((ra->train || ra->invalidate_guards || ra->updates || ra->log) && !ra->optimize)
+		return usage_err("replay", "--train, --invalidate-guards, --updates and --log need "
+				 "--optimize");
 	if (ra->optimize && (ra->has_b || ra->instrumented || ra->a.is_prog))
 		return usage_err("replay", "--optimize takes an OBJ, without --against or --instrumented");
 	return 0;
@@ -523,7 +526,8 @@ int do_replay(int argc, char **argv)
 			.obj = ra.a.path, .prog_name = ra.prog_name, .scenario = ra.scenario,
 			.pcap = ra.pcap, .train = ra.train, .invalidate_guards = ra.invalidate_guards,
 			.updates = ra.updates, .no_timing = ra.no_timing, .rounds = ra.rounds,
-			.max_div = ra.max_div, .masks = ra.masks, .mask_cnt = ra.mask_cnt });
+			.max_div = ra.max_div, .masks = ra.masks, .mask_cnt = ra.mask_cnt,
+			.log = ra.log, .argc = argc, .argv = argv });
 
 	if (rs_trace_load_pcap(ra.pcap, &tr))
 		goto out;	/* the message names the file and the packet */

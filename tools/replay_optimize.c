@@ -11,6 +11,13 @@
  * scenario's "updates" (the watcher bumps the guards), replays a quarter on the now stale
  * program (it must fall back: 0 divergences), re-specializes from a fresh snapshot and replays
  * the rest with the new program.
+ *
+ * --log FILE appends the optimization log (docs/log.md): run, then per specialization the
+ * snapshot, programs, remarks, pass_stats and verify records (rs_offline_oplog), and at the end
+ * a measure record of the replay (ns/packet of original and optimized, divergences; method
+ * "none" with --no-timing).  With --invalidate-guards the specialized program is timed first
+ * with its guards valid, so the log has both the "guards_invalidated" (fallback) and the
+ * "replay" figures; the latter is written last, it is what `respec log stats` reports.
  */
 #include <errno.h>
 #include <math.h>
@@ -223,6 +230,44 @@ static void print_json(const struct replay_optimize_args *ra, struct rs_offline 
 	json_print(o);
 }
 
+static struct rs_oplog *open_log(const struct replay_optimize_args *ra)
+{
+	struct rs_oplog *log = NULL;
+	int err;
+
+	if (!ra->log)
+		return NULL;
+	err = rs_oplog_open(ra->log, NULL, &log);
+	if (err) {
+		p_err("%s: cannot open the optimization log: %s", ra->log, rs_strerror(err));
+		return NULL;
+	}
+	err = rs_oplog_run(log, ra->argc, ra->argv);
+	if (err) {
+		p_err("%s: writing the optimization log: %s", ra->log, rs_strerror(err));
+		rs_oplog_close(log);
+		return NULL;
+	}
+	return log;
+}
+
+/* One "measure" record: what the replay measured of the program the log's last round built. */
+static int log_measure(struct rs_oplog *log, struct rs_offline *off, const char *what,
+		       const struct rs_timing_result *tm, bool timed, size_t packets, long divs)
+{
+	RS_OPTS(rs_oplog_measure, me, .what = what, .method = timed ? tm->method : "none",
+		.packets = packets, .divergences = divs);
+
+	if (!log)
+		return 0;
+	if (timed) {
+		me.ns_before = tm->a.median;
+		me.ns_after = tm->b.median;
+		me.driver_ns = isnan(tm->driver.median) ? 0 : tm->driver.median;
+	}
+	return rs_oplog_measure(log, rs_offline_get_info(off)->orig, &me);
+}
+
 static void report_rejection(const struct replay_optimize_args *ra, struct rs_offline *off)
 {
 	const struct rs_offline_info *in = rs_offline_get_info(off);
@@ -238,6 +283,21 @@ static void report_rejection(const struct replay_optimize_args *ra, struct rs_of
 	      json_output || verbose ? "" : "; -v shows the verifier log");
 }
 
+/* rs_offline_specialize, its records in the log, and the error messages. */
+static int specialize(const struct replay_optimize_args *ra, struct rs_offline *off,
+		      struct rs_oplog *log, const char *what)
+{
+	int err = rs_offline_specialize(off);
+
+	if ((!err || err == -RS_ERR_VERIFIER) && log && rs_offline_oplog(off, log))
+		p_err("%s: the optimization log is incomplete", ra->log);
+	if (err == -RS_ERR_VERIFIER)
+		report_rejection(ra, off);
+	else if (err)
+		p_err("%s: %s failed: %s", ra->obj, what, rs_strerror(err));
+	return err;
+}
+
 int replay_optimize(const struct replay_optimize_args *ra)
 {
 	struct rs_replay_opts ro = { .sz = sizeof(ro), .max_divergences = ra->max_div,
@@ -245,14 +305,15 @@ int replay_optimize(const struct replay_optimize_args *ra)
 				     .progress = progress };
 	struct rs_offline_opts oo = { .sz = sizeof(oo), .prog_name = ra->prog_name };
 	struct rs_trace tr = {}, train = {};
-	struct rs_timing_result tm = {};
+	struct rs_timing_result tm = {}, tm_valid = {};
 	struct rs_scenario *sc = NULL;
+	struct rs_oplog *log = NULL;
 	struct rs_offline *off = NULL;
 	struct phase ph[3] = {};
 	const char *why_not = "--no-timing";
 	size_t phase_cnt = 0, divs = 0, i, n;
 	int err, ret = RS_EXIT_FAIL, stale_timed = 0;
-	bool timed = false;
+	bool timed = false, timed_valid = false;
 
 	if (rs_trace_load_pcap(ra->pcap, &tr))
 		goto out;
@@ -275,15 +336,10 @@ int replay_optimize(const struct replay_optimize_args *ra)
 		p_err("%s: offline pipeline: %s", ra->obj, rs_strerror(err));
 		goto out;
 	}
-	err = rs_offline_specialize(off);
-	if (err == -RS_ERR_VERIFIER) {
-		report_rejection(ra, off);
+	if (ra->log && !(log = open_log(ra)))
 		goto out;
-	}
-	if (err) {
-		p_err("%s: specialization failed: %s", ra->obj, rs_strerror(err));
+	if (specialize(ra, off, log, "specialization"))
 		goto out;
-	}
 	n = tr.cnt;
 	if (!ra->updates) {
 		ph[phase_cnt++] = (struct phase){ .name = "all", .first = 0, .cnt = n };
@@ -294,6 +350,14 @@ int replay_optimize(const struct replay_optimize_args *ra)
 		ph[2] = (struct phase){ .name = "respecialized", .first = ph[1].first + ph[1].cnt,
 					.cnt = n - ph[1].first - ph[1].cnt };
 		phase_cnt = 3;
+	}
+	if (ra->invalidate_guards && log && !ra->no_timing) {
+		/* the log gets the specialized figure too: time it before the guards go stale */
+		struct rs_timing_opts to = { .sz = sizeof(to), .rounds = ra->rounds,
+					     .progress = progress };
+
+		timed_valid = !rs_replay_time(rs_offline_original(off),
+					      rs_offline_optimized(off), &tr, &to, &tm_valid);
 	}
 	if (ra->invalidate_guards && rs_offline_invalidate(off)) {
 		p_err("%s: invalidating the guards failed", ra->obj);
@@ -310,15 +374,8 @@ int replay_optimize(const struct replay_optimize_args *ra)
 				}
 		}
 		if (ra->updates && i == 2) {
-			err = rs_offline_specialize(off);
-			if (err == -RS_ERR_VERIFIER) {
-				report_rejection(ra, off);
+			if (specialize(ra, off, log, "re-specialization"))
 				goto out;
-			}
-			if (err) {
-				p_err("%s: re-specialization failed: %s", ra->obj, rs_strerror(err));
-				goto out;
-			}
 			if (ra->invalidate_guards && rs_offline_invalidate(off))
 				goto out;
 		}
@@ -347,6 +404,19 @@ int replay_optimize(const struct replay_optimize_args *ra)
 		else
 			why_not = "timing failed";
 	}
+	if (log) {
+		size_t packets = 0;
+
+		for (i = 0; i < phase_cnt; i++)
+			packets += ph[i].res.packets;
+		err = log_measure(log, off, ra->invalidate_guards ? "guards_invalidated" : "replay",
+				  &tm, timed, packets, (long)divs);
+		/* the replay checked the fallback, not this timing: divergences unchecked */
+		if (!err && ra->invalidate_guards && timed_valid)
+			err = log_measure(log, off, "replay", &tm_valid, true, packets, -1);
+		if (err)
+			p_err("%s: writing the measure record: %s", ra->log, rs_strerror(err));
+	}
 	if (json_output)
 		print_json(ra, off, ph, phase_cnt, &tm, timed, why_not, divs, stale_timed);
 	else
@@ -355,6 +425,7 @@ int replay_optimize(const struct replay_optimize_args *ra)
 out:
 	for (i = 0; i < RS_ARRAY_SIZE(ph); i++)
 		rs_replay_result_free(&ph[i].res);
+	rs_oplog_close(log);
 	rs_offline_close(off);
 	if (sc)
 		rs_scenario_free(sc);
