@@ -183,6 +183,11 @@ static struct rs_oplog *open_log(const struct opt_args *oa)
 	return log;
 }
 
+/*
+ * PROG: snapshot, a round of programs/remarks/pass_stats, the live original (its JIT image
+ * and verifier-processed instructions) and verify.  `respec optimize` does not time the
+ * programs, so it writes no measure record (replay --optimize --log does).
+ */
 static void log_optimization(struct rs_oplog *log, const struct rs_prog *orig,
 			     const struct rs_snapshot *snap, const struct rs_profile *prof,
 			     const struct rs_opt_result *res, double opt_ms, int fd, int err,
@@ -190,13 +195,23 @@ static void log_optimization(struct rs_oplog *log, const struct rs_prog *orig,
 {
 	struct rs_oplog_remark_opts ro = { .sz = sizeof(ro), .snap = snap, .prof = prof,
 					   .optimizer_ms = opt_ms };
+	int ofd, e;
 
 	if (!log)
 		return;
-	rs_oplog_snapshot(log, orig, snap, prof);
-	if (res)
-		rs_oplog_remarks(log, res, orig, &ro);
-	rs_oplog_verify(log, orig, res ? &res->prog : NULL, fd, err, vlog, load_ms);
+	e = rs_oplog_snapshot(log, orig, snap, prof);
+	if (!e && res)
+		e = rs_oplog_remarks(log, res, orig, &ro);
+	ofd = bpf_prog_get_fd_by_id(orig->id);
+	if (!e && ofd >= 0)
+		e = rs_oplog_program(log, orig, orig, "before", ofd);
+	if (ofd >= 0)
+		close(ofd);
+	if (!e)
+		e = rs_oplog_verify(log, orig, res ? &res->prog : NULL, fd, err, vlog, load_ms);
+	if (e)
+		p_err("prog %u (%s): writing the optimization log: %s", orig->id, orig->name,
+		      rs_strerror(e));
 }
 
 static int optimize_obj(const struct opt_args *oa)
@@ -231,10 +246,9 @@ static int optimize_obj(const struct opt_args *oa)
 	in = rs_offline_get_info(off);
 	log = open_log(oa);
 	err = rs_offline_specialize(off);
+	if (log && in->snap && rs_offline_oplog(off, log))
+		p_err("%s: the optimization log is incomplete", oa->log);
 	if (err) {
-		if (in->snap)
-			log_optimization(log, in->orig, in->snap, in->prof, in->res,
-					 in->optimizer_ms, -1, err, in->verifier_log, in->load_ms);
 		if (err == -RS_ERR_VERIFIER && verbose && in->verifier_log)
 			fprintf(stderr, "%s", in->verifier_log);
 		p_err("%s: %s%s", oa->obj, err == -RS_ERR_VERIFIER ?
@@ -243,8 +257,6 @@ static int optimize_obj(const struct opt_args *oa)
 		      " (--log or -v keeps the verifier log)" : "");
 		goto out;
 	}
-	log_optimization(log, in->orig, in->snap, in->prof, in->res, in->optimizer_ms,
-			 in->load_fd, 0, NULL, in->load_ms);
 	default_out(oa, in->orig, out, sizeof(out));
 	data = calloc(in->res->prog.map_cnt + 1, sizeof(*data));
 	gv = guard_contents(&in->res->prog, in->snap);

@@ -5,7 +5,9 @@
 #   remarks, guards); --invalidate-guards (every guard stale, still 0 divergences); --updates
 #   (scenario updates halfway: fallback with stale guards, then a re-specialized program);
 #   respec optimize -o x.o, then x.o replayed against the original (0 divergences) and the
-#   optimization log; bad input exits 1 with one line, usage errors exit 2.
+#   optimization log (no measure record: optimize does not time); the --updates run writes
+#   its log (--log): two rounds, each verified, and one untimed measure record (method
+#   "none", 0 divergences); bad input exits 1 with one line, usage errors exit 2.
 # Only test runs (BPF_PROG_TEST_RUN) on private maps: no interface, no traffic.
 set -u
 . "$(dirname "$0")/../lib.sh"
@@ -46,13 +48,22 @@ for s in l4lb:l4lb-16x64 router:router-1k firewall:firewall-100; do
 	pass "$n: every guard invalidated: 0 divergences"
 
 	rsp replay "$obj" --scenario "$sc" --pcap "$TMP/eval.pcap" --optimize \
-		--train "$TMP/train.pcap" --updates --no-timing -j >"$TMP/u.json" 2>"$TMP/err" ||
-		fail "$n: --updates: $(tail -1 "$TMP/err")"
+		--train "$TMP/train.pcap" --updates --no-timing --log "$TMP/$n.u.log" -j \
+		>"$TMP/u.json" 2>"$TMP/err" || fail "$n: --updates: $(tail -1 "$TMP/err")"
 	jq -e '.divergences == 0 and (.phases | length) == 3 and .phases[0].stale_guards == 0
 	       and .phases[1].stale_guards > 0 and .phases[2].stale_guards == 0
 	       and .phases[2].program == 2 and all(.phases[]; .divergences == 0)' "$TMP/u.json" \
 		>/dev/null || fail "$n: --updates JSON: $(head -c 800 "$TMP/u.json")"
 	pass "$n: updates halfway: fallback then re-specialized, 0 divergences"
+	jq -s -e '([.[] | select(.kind=="verify" and .ok)] | map(.round)) == [1, 2] and
+		([.[] | select(.kind=="remark" and .round == 2)] | length) >= 1 and
+		([.[] | select(.kind=="snapshot")] | length) == 2 and
+		([.[] | select(.kind=="measure")] | length == 1 and .[0].method == "none" and
+		 .[0].round == 2 and .[0].divergences == 0 and .[0].packets == 100000 and
+		 .[0].ns_after == 0)' "$TMP/$n.u.log" >/dev/null ||
+		fail "$n: --updates --log: $(grep -c . "$TMP/$n.u.log") records, $(grep '"measure"' "$TMP/$n.u.log")"
+	rsp log stats "$TMP/$n.u.log" >/dev/null || fail "$n: log stats refuses the --updates log"
+	pass "$n: --updates --log: two verified rounds, untimed measure with 0 divergences"
 
 	rsp optimize "$obj" --scenario "$sc" --train "$TMP/train.pcap" -o "$TMP/$n.opt.o" \
 		--log "$TMP/$n.log" -j >"$TMP/w.json" 2>"$TMP/err" ||
@@ -61,6 +72,10 @@ for s in l4lb:l4lb-16x64 router:router-1k firewall:firewall-100; do
 		fail "$n: optimize JSON: $(cat "$TMP/w.json")"
 	grep -q '"kind":"remark"' "$TMP/$n.log" || fail "$n: no remark in the optimization log"
 	grep -q '"kind":"verify"' "$TMP/$n.log" || fail "$n: no verify record in the log"
+	rsp -j log stats "$TMP/$n.log" | jq -e '.[0].verified_before > 0 and .[0].verified_after > 0
+		and .[0].ns_before == null' >/dev/null ||
+		fail "$n: optimize log: no verifier counts (or a measure it did not make)"
+	! grep -q '"kind":"measure"' "$TMP/$n.log" || fail "$n: optimize wrote a measure record"
 	rsp replay "$TMP/$n.opt.o" --scenario "$sc" --pcap "$TMP/eval.pcap" --against "$obj" \
 		--no-timing -j >"$TMP/x.json" 2>"$TMP/err" ||
 		fail "$n: x.o against the original: $(tail -1 "$TMP/err") $(jq -c '.divergence_list[0]' "$TMP/x.json" 2>/dev/null)"
