@@ -290,6 +290,18 @@ static void detach(enum rs_attach_kind k)
 	ns_out();
 }
 
+/* Back to a clean state between tests: nothing attached, no journal, no pins. */
+static void env_reset(void)
+{
+	size_t i;
+
+	ns_out();
+	for (i = 0; i < RS_ARRAY_SIZE(swap_kinds); i++)
+		detach(swap_kinds[i]);
+	run("rm -f %s/journal", env.jdir);
+	run("rm -f %s/*", env.pdir);
+}
+
 /* The attach point of kind k on rsv1 in our namespace, as discovery reports it. */
 static int find_point(enum rs_attach_kind k, struct rs_attach_point *out)
 {

@@ -339,14 +339,8 @@ static void test_errors(void **state)
 
 static int teardown_each(void **state)
 {
-	size_t i;
-
 	(void)state;
-	ns_out();
-	for (i = 0; i < RS_ARRAY_SIZE(swap_kinds); i++)
-		detach(swap_kinds[i]);
-	run("rm -f %s/journal", env.jdir);
-	run("rm -f %s/*", env.pdir);
+	env_reset();
 	return 0;
 }
 

@@ -277,8 +277,6 @@ KIND_TEST(test_traffic_prog_array, RS_ATTACH_PROG_ARRAY)
 
 static int teardown_each(void **state)
 {
-	size_t i;
-
 	(void)state;
 	atomic_store(&tr.stop_tx, true);
 	atomic_store(&tr.stop_rx, true);
@@ -287,11 +285,7 @@ static int teardown_each(void **state)
 		pthread_join(tr.rx, NULL);
 		tr.running = false;
 	}
-	ns_out();
-	for (i = 0; i < RS_ARRAY_SIZE(swap_kinds); i++)
-		detach(swap_kinds[i]);
-	run("rm -f %s/journal", env.jdir);
-	run("rm -f %s/*", env.pdir);
+	env_reset();
 	return 0;
 }
 
