@@ -137,7 +137,8 @@ int rs_profiler_new(const struct rs_prog *orig, const struct rs_profiler_opts *o
 {
 	RS_OPTS(rs_instr_opts, io,
 		.sample_rate = RS_OPTS_GET(opts, sample_rate, 0),
-		.key_slots = RS_OPTS_GET(opts, key_slots, 0));
+		.key_slots = RS_OPTS_GET(opts, key_slots, 0),
+		.percpu_countdown = RS_OPTS_GET(opts, percpu_countdown, false));
 	struct rs_profiler *pr;
 	int err;
 

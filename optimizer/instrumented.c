@@ -351,23 +351,39 @@ static int duplicate_main(const struct rs_prog *p, size_t m, struct rs_prog *p2)
 	return 0;
 }
 
-/* Entry: the 1-in-N decision.  r1 is the only live register here. */
-static void prologue(struct seq *s, uint32_t ctl, uint32_t rate, size_t copy_start)
+/*
+ * Entry: the 1-in-N decision.  r1 is the only live register here (r6/r7 are free: the
+ * original cannot read them before writing them).  cpu_off != 0: the countdown of this CPU,
+ * 64 bytes apart, at cpu_off of the control value.
+ */
+static void prologue(struct seq *s, uint32_t ctl, uint32_t rate, size_t copy_start,
+		     uint32_t cpu_off)
 {
 	uint32_t span = rate > 1 ? 2 * rate - 1 : 1;
 
-	emit_ld_map(s, 2, BPF_PSEUDO_MAP_IDX_VALUE, ctl, 0);
+	if (cpu_off) {
+		emit(s, MOV64_REG(6, 1));
+		emit(s, CALL(BPF_FUNC_get_smp_processor_id));
+		emit(s, MOV64_REG(1, 6));
+		emit(s, INS(BPF_ALU64 | BPF_AND | BPF_K, 0, 0, 0, RS_PROF_CPU_SLOTS - 1));
+		emit(s, INS(BPF_ALU64 | BPF_LSH | BPF_K, 0, 0, 0, 6));
+		emit_ld_map(s, 2, BPF_PSEUDO_MAP_IDX_VALUE, ctl, (int32_t)cpu_off);
+		emit(s, INS(BPF_ALU64 | BPF_ADD | BPF_X, 2, 0, 0, 0));
+	} else {
+		emit_ld_map(s, 2, BPF_PSEUDO_MAP_IDX_VALUE, ctl, 0);
+	}
 	emit(s, LDX_W(3, 2, 0));
 	emit(s, INS(BPF_ALU | BPF_ADD | BPF_K, 3, 0, 0, -1));
 	emit(s, STX_W(2, 3, 0));
 	emit_t(s, INS(BPF_JMP32 | BPF_JSGT | BPF_K, 3, 0, 0, 0), 0);	/* -> ORIG */
 	/* sampled: reload the countdown with 1 + prandom % (2N - 1) */
 	emit(s, MOV64_REG(6, 1));
+	emit(s, MOV64_REG(7, 2));
 	emit(s, CALL(BPF_FUNC_get_prandom_u32));
 	emit(s, INS(BPF_ALU | BPF_MOD | BPF_K, 0, 0, 0, (int32_t)span));
 	emit(s, INS(BPF_ALU | BPF_ADD | BPF_K, 0, 0, 0, 1));
+	emit(s, STX_W(7, 0, 0));
 	emit_ld_map(s, 2, BPF_PSEUDO_MAP_IDX_VALUE, ctl, 0);
-	emit(s, STX_W(2, 0, 0));
 	emit(s, LDX_DW(3, 2, offsetof(struct rs_prof_ctl, sampled)));
 	emit(s, ADD64_IMM(3, 1));
 	emit(s, STX_DW(2, 3, offsetof(struct rs_prof_ctl, sampled)));
@@ -489,6 +505,10 @@ static int add_maps(struct ctx *c, struct rs_prog *p2, const struct rs_instr_opt
 	ref.type = BPF_MAP_TYPE_ARRAY;
 	ref.key_size = 4;
 	ref.value_size = (uint32_t)RS_PROF_BR_OFF(nbranch);
+	if (RS_OPTS_GET(opts, percpu_countdown, false)) {
+		c->l->cpu_off = (ref.value_size + 63) & ~63u;
+		ref.value_size = c->l->cpu_off + RS_PROF_CPU_SLOTS * 64;
+	}
 	ref.max_entries = 1;
 	snprintf(ref.name, sizeof(ref.name), "%s", RS_PROF_CTL_NAME);
 	idx = rs_prog_add_map(p2, &ref);
@@ -593,7 +613,7 @@ static int build_edits(struct ctx *c, struct rs_prog *p2, struct rs_edit *e,
 	int err;
 
 	memset(&s, 0, sizeof(s));
-	prologue(&s, c->l->ctl_map_idx, rate, m);
+	prologue(&s, c->l->ctl_map_idx, rate, m, c->l->cpu_off);
 	err = rs_edit_insert_before(e, 0, s.insns, s.targets, s.n);
 	if (err)
 		return err;

@@ -244,8 +244,12 @@ struct rs_instr_opts {
 					 * computed from the instructions */
 	bool no_keys;			/* branch counts only */
 	bool no_branches;		/* key counts only */
+	bool percpu_countdown;		/* one countdown per CPU (cache line each, indexed by
+					 * the inlined bpf_get_smp_processor_id): no shared
+					 * line written on every packet, 6 more instructions */
 };
-#define rs_instr_opts__last_field no_branches
+#define rs_instr_opts__last_field percpu_countdown
+#define RS_PROF_CPU_SLOTS	64	/* per-CPU countdowns (CPUs beyond share them) */
 
 struct rs_instr_site {
 	uint32_t insn;			/* ORIGINAL index of the lookup call */
@@ -268,6 +272,7 @@ struct rs_instr_layout {
 	uint32_t ctl_value_size;
 	uint32_t sample_rate;
 	uint32_t stack_depth;		/* main's depth used (spill slots start below it) */
+	uint32_t cpu_off;		/* per-CPU countdowns in the control value (0: global) */
 	struct rs_instr_site *sites;
 	size_t site_cnt;
 	struct rs_instr_branch *branches;

@@ -37,20 +37,23 @@ struct profile_args {
 	double seconds;
 	uint32_t rate;
 	size_t top;
-	bool churn;
+	bool churn, percpu;
 	const char *out;
 };
 
 static int profile_help(void)
 {
 	fprintf(stderr,
-		"Usage: %s profile PROG --seconds S [--rate N] [--top K] [--churn] [-o FILE.json] [-j]\n"
+		"Usage: %s profile PROG --seconds S [--rate N] [--top K] [--churn] [--percpu]\n"
+		"                  [-o FILE.json] [-j]\n"
 		"       %s profile help\n\n"
 		"Swaps the instrumented variant of a live program in at its attach points for S\n"
 		"seconds (compare-and-swap, journaled), then the original back, and prints the hot\n"
 		"keys of every map lookup site (1 in N packets sampled, default %u), branch\n"
 		"probabilities and the cost per packet (bpf_stats windows).  --churn also counts\n"
-		"control-plane writes per map through the guard watcher.  -o saves the profile for\n"
+		"control-plane writes per map through the guard watcher.  --percpu gives every CPU\n"
+		"its own sampling countdown (hosts where many CPUs run the program).  -o saves the\n"
+		"profile for\n"
 		"`respec optimize --profile`.\n\n"
 		"PROG := { id ID | pinned PATH | tag TAG | name NAME |\n"
 		"          dev IFNAME xdp | dev IFNAME tc { ingress | egress } }\n",
@@ -76,6 +79,10 @@ static int parse_args(int argc, char **argv, struct profile_args *pa)
 		}
 		if (!strcmp(o, "--churn")) {
 			pa->churn = true;
+			continue;
+		}
+		if (!strcmp(o, "--percpu")) {
+			pa->percpu = true;
 			continue;
 		}
 		if (!v)
@@ -295,7 +302,8 @@ int do_profile(int argc, char **argv)
 	}
 	orig.id = id;
 	{
-		struct rs_profiler_opts po = { .sz = sizeof(po), .sample_rate = pa.rate };
+		struct rs_profiler_opts po = { .sz = sizeof(po), .sample_rate = pa.rate,
+					       .percpu_countdown = pa.percpu };
 
 		if (rs_profiler_new(&orig, &po, &pr))
 			goto out;

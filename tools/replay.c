@@ -11,7 +11,7 @@
  *   respec replay OBJ --pcap EVAL --scenario FILE --optimize [--train TRAIN]
  *                 [--invalidate-guards] [--updates] [--log FILE] [-j]   (tools/replay_optimize.c)
  *
- * --instrumented (docs/profile.md): B is the instrumented variant of A (instrument/profile.c),
+ * --instrumented [--rate N] [--percpu] (docs/profile.md): B is the instrumented variant of A (instrument/profile.c),
  * and the profile it collected over the trace is reported under "profile".
  */
 #include <errno.h>
@@ -46,6 +46,7 @@ struct replay_args {
 	unsigned int rounds;
 	bool instrumented;		/* B = instrumented variant of A */
 	uint32_t rate;			/* its sampling rate (0: default) */
+	bool percpu;			/* per-CPU sampling countdowns */
 	bool optimize;			/* B = A specialized (tools/replay_optimize.c) */
 	bool invalidate_guards, updates;
 	const char *train, *log;
@@ -57,7 +58,7 @@ static int replay_help(void)
 		"Usage: %s replay PROG|OBJ --pcap FILE [--scenario FILE] [--against PROG|OBJ]\n"
 		"                 [--prog NAME] [--against-prog NAME] [--max-divergences N]\n"
 		"                 [--mask MAP:OFF:LEN]... [--no-timing] [--rounds N]\n"
-		"                 [--instrumented [--rate N]] [-j]\n"
+		"                 [--instrumented [--rate N] [--percpu]] [-j]\n"
 		"       %s replay OBJ --pcap EVAL --scenario FILE --optimize [--train TRAIN]\n"
 		"                 [--invalidate-guards] [--updates] [--log FILE] [-j]\n"
 		"       %s replay help\n\n"
@@ -119,6 +120,10 @@ static int parse_args(int argc, char **argv, struct replay_args *ra)
 		}
 		if (!strcmp(o, "--instrumented")) {
 			ra->instrumented = true;
+			continue;
+		}
+		if (!strcmp(o, "--percpu")) {
+			ra->percpu = true;
 			continue;
 		}
 		if (!strcmp(o, "--optimize") || !strcmp(o, "--invalidate-guards") ||
@@ -185,8 +190,8 @@ static int parse_args(int argc, char **argv, struct replay_args *ra)
 		return usage_err("replay", "--pcap FILE is required");
 	if (ra->instrumented && ra->has_b)
 		return usage_err("replay", "--instrumented and --against exclude each other");
-	if (ra->rate && !ra->instrumented)
-		return usage_err("replay", "--rate needs --instrumented");
+	if ((ra->rate || ra->percpu) && !ra->instrumented)
+		return usage_err("replay", "--rate and --percpu need --instrumented");
 	if ((ra->train || ra->invalidate_guards || ra->updates || ra->log) && !ra->optimize)
 		return usage_err("replay", "--train, --invalidate-guards, --updates and --log need "
 				 "--optimize");
@@ -538,7 +543,8 @@ int do_replay(int argc, char **argv)
 	if (open_one(&ra.a, ra.prog_name, sc, &a))
 		goto out;
 	if (ra.instrumented) {
-		struct rs_profiler_opts po = { .sz = sizeof(po), .sample_rate = ra.rate };
+		struct rs_profiler_opts po = { .sz = sizeof(po), .sample_rate = ra.rate,
+					       .percpu_countdown = ra.percpu };
 
 		if (rs_profiler_replay_open(a, &po, &pr, &b))
 			goto out;

@@ -78,9 +78,10 @@ static const struct rs_site_profile *site_of(const struct rs_profile *p, uint32_
 }
 
 static void replay_sample(const char *obj, const char *sample, const char *scenario,
-			  const char *flow_map, uint32_t key_size, uint32_t rate)
+			  const char *flow_map, uint32_t key_size, uint32_t rate, bool percpu)
 {
-	struct rs_profiler_opts po = { .sz = sizeof(po), .sample_rate = rate };
+	struct rs_profiler_opts po = { .sz = sizeof(po), .sample_rate = rate,
+				       .percpu_countdown = percpu };
 	struct rs_replay_opts ro = { .sz = sizeof(ro), .max_divergences = 3 };
 	struct rs_replay_prog *a = NULL, *b = NULL;
 	struct rs_replay_result res = {};
@@ -149,17 +150,18 @@ static void test_replay_samples(void **state)
 {
 	(void)state;
 	/* struct flow_key is 40 bytes; routes4 keys are {prefixlen, addr} */
-	replay_sample("l4lb.bpf.o", "l4lb", "l4lb-16x64.json", "conn_table", 40, 4);
-	replay_sample("firewall.bpf.o", "firewall", "firewall-100.json", "conntrack", 40, 8);
-	replay_sample("firewall-xdp.bpf.o", "firewall", "firewall-100.json", "conntrack", 40, 1);
-	replay_sample("router.bpf.o", "router", "router-1k.json", "routes4", 8, 16);
+	replay_sample("l4lb.bpf.o", "l4lb", "l4lb-16x64.json", "conn_table", 40, 4, false);
+	replay_sample("l4lb.bpf.o", "l4lb", "l4lb-16x64.json", "conn_table", 40, 16, true);
+	replay_sample("firewall.bpf.o", "firewall", "firewall-100.json", "conntrack", 40, 8, false);
+	replay_sample("firewall-xdp.bpf.o", "firewall", "firewall-100.json", "conntrack", 40, 1, false);
+	replay_sample("router.bpf.o", "router", "router-1k.json", "routes4", 8, 16, false);
 }
 
 static void test_router_lpm_keys(void **state)
 {
 	(void)state;
 	/* router-50k: large LPM tries; the key of routes4 is {prefixlen 32, addr} */
-	replay_sample("router.bpf.o", "router", "router-50k.json", "routes4", 8, 2);
+	replay_sample("router.bpf.o", "router", "router-50k.json", "routes4", 8, 2, true);
 }
 
 static void test_stats_window(void **state)

@@ -228,6 +228,30 @@ static void test_cheap_path(void **state)
 	rs_prog_free(&p);
 }
 
+/* Per-CPU countdowns: CPU id (inlined helper) indexes 64-byte slots after the counters. */
+static void test_percpu(void **state)
+{
+	RS_OPTS(rs_instr_opts, o, .percpu_countdown = true);
+	struct rs_instr_layout l;
+	struct rs_prog p, out;
+
+	(void)state;
+	make_prog(&p, code, RS_ARRAY_SIZE(code));
+	rs_prog_init(&out);
+	assert_int_equal(rs_instrument(&p, &o, &out, &l), 0);
+	expect_valid(&out);
+	assert_int_equal(l.cpu_off, (RS_PROF_BR_OFF(2) + 63) & ~63u);
+	assert_int_equal(out.maps[l.ctl_map_idx].value_size, l.cpu_off + RS_PROF_CPU_SLOTS * 64);
+	assert_true(rs_insn_is_helper_call(&out.insns[1]));
+	assert_int_equal(out.insns[1].imm, BPF_FUNC_get_smp_processor_id);
+	assert_int_equal(out.insns[3].imm, RS_PROF_CPU_SLOTS - 1);
+	assert_true(rs_insn_is_ldimm64(&out.insns[5]));
+	assert_int_equal(out.insns[6].imm, (int32_t)l.cpu_off);	/* value offset */
+	rs_instr_layout_free(&l);
+	rs_prog_free(&out);
+	rs_prog_free(&p);
+}
+
 /* Every register live across a branch: counters spill two of them and fill them back. */
 static void test_all_live_spills(void **state)
 {
@@ -363,6 +387,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_shape),
 		cmocka_unit_test(test_cheap_path),
+		cmocka_unit_test(test_percpu),
 		cmocka_unit_test(test_all_live_spills),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_stack_depth),
