@@ -512,6 +512,11 @@ static void st_profile(struct rs_agent_point *p, uint64_t now)
 			return;
 		}
 		p->env->stats.profile_windows++;
+		p->env->stats.swaps++;
+		event(p, "swap", json_pack("{s:I,s:I,s:s}", "old_id", (json_int_t)p->live_id,
+					   "new_id", (json_int_t)p->instr_id, "variant",
+					   "instrumented"),
+		      "instrumented prog %u in place of %u", p->instr_id, p->live_id);
 		event(p, "profile", json_pack("{s:I,s:I,s:f}", "instrumented_id",
 					      (json_int_t)p->instr_id, "sample_rate",
 					      (json_int_t)c->sample_rate, "window_s",
@@ -546,6 +551,12 @@ static void st_profile(struct rs_agent_point *p, uint64_t now)
 			idle(p, now, "swap back failed");
 			return;
 		}
+		p->env->stats.swaps++;
+		event(p, "swap", json_pack("{s:I,s:I,s:s}", "old_id", (json_int_t)p->instr_id,
+					   "new_id", (json_int_t)p->live_id, "variant",
+					   p->live_id == p->orig_id ? "original" : "specialized"),
+		      "prog %u back in place of the instrumented prog %u", p->live_id,
+		      p->instr_id);
 		err = rs_profiler_collect(p->pr, NULL, c->top_k, &p->prof);
 		if (!err) {
 			p->prof.window_s = c->profile_window_s;
@@ -724,6 +735,76 @@ static void st_load(struct rs_agent_point *p, uint64_t now)
 	go(p, RS_AGENT_CANARY, NULL);
 }
 
+/* Copy every entry of map fa into fb with batch operations (per-key fallback). */
+static int copy_map(int fa, int fb, uint32_t key_size, size_t vsz, bool array)
+{
+	uint32_t chunk = 4096, n;
+	uint8_t *keys, *vals, *one = NULL, *next = NULL;
+	uint64_t in = 0, out = 0;
+	bool first = true;
+	int err = 0;
+
+	keys = malloc((size_t)chunk * key_size);
+	vals = malloc((size_t)chunk * vsz);
+	if (!keys || !vals) {
+		err = -ENOMEM;
+		goto out;
+	}
+	/* hashes: empty b first (entries the data path added to b's clone meanwhile) */
+	one = calloc(1, key_size + 8);
+	next = calloc(1, key_size + 8);
+	if (!one || !next) {
+		err = -ENOMEM;
+		goto out;
+	}
+	while (!array && !bpf_map_get_next_key(fb, NULL, next))
+		if (bpf_map_delete_elem(fb, next))
+			break;
+	for (;;) {
+		LIBBPF_OPTS(bpf_map_batch_opts, bo);
+
+		n = chunk;
+		err = bpf_map_lookup_batch(fa, first ? NULL : &in, &out, keys, vals, &n, &bo);
+		if (err && errno != ENOENT)
+			break;
+		first = false;
+		if (n) {
+			uint32_t m = n;
+
+			if (bpf_map_update_batch(fb, keys, vals, &m, &bo)) {
+				err = -errno;
+				goto out;
+			}
+		}
+		if (err)	/* ENOENT: that was the last batch */
+			break;
+		in = out;
+	}
+	if (!err || errno == ENOENT) {
+		err = 0;
+		goto out;
+	}
+	/* no batch support for this map type: key by key */
+	err = 0;
+	first = true;
+	while (!bpf_map_get_next_key(fa, first ? NULL : one, next)) {
+		first = false;
+		memcpy(one, next, key_size);
+		if (bpf_map_lookup_elem(fa, one, vals))
+			continue;
+		if (bpf_map_update_elem(fb, one, vals, BPF_ANY)) {
+			err = -errno;
+			break;
+		}
+	}
+out:
+	free(keys);
+	free(vals);
+	free(one);
+	free(next);
+	return err;
+}
+
 /*
  * The two replay programs clone the live maps at slightly different moments; maps the data
  * path writes itself (counters, connection tables) moved in between.  Give b the exact
@@ -734,6 +815,7 @@ static int sync_clones(struct rs_agent_point *p, struct rs_replay_prog *a,
 {
 	int ncpu = libbpf_num_possible_cpus();
 	size_t i;
+	int err;
 
 	for (i = 0; i < p->orig.map_cnt; i++) {
 		const struct rs_map_ref *m = &p->orig.maps[i];
@@ -743,9 +825,7 @@ static int sync_clones(struct rs_agent_point *p, struct rs_replay_prog *a,
 		bool array = m->type == BPF_MAP_TYPE_ARRAY ||
 			     m->type == BPF_MAP_TYPE_PERCPU_ARRAY;
 		size_t vsz = percpu ? (size_t)ncpu * ((m->value_size + 7) & ~7u) : m->value_size;
-		uint8_t *key = NULL, *next = NULL, *val = NULL;
-		int fa, fb, err = 0;
-		bool first = true;
+		int fa, fb;
 
 		if (!rs_prog_map_writes(&p->orig, (uint32_t)i))
 			continue;
@@ -756,33 +836,12 @@ static int sync_clones(struct rs_agent_point *p, struct rs_replay_prog *a,
 		fb = rs_replay_map_fd(b, m->name);
 		if (fa < 0 || fb < 0)
 			continue;
-		key = calloc(1, m->key_size + 8);
-		next = calloc(1, m->key_size + 8);
-		val = calloc(1, vsz + 8);
-		if (!key || !next || !val) {
-			err = -ENOMEM;
-			goto next_map;
-		}
-		/* hashes: empty b first */
-		while (!array && !bpf_map_get_next_key(fb, NULL, next))
-			if (bpf_map_delete_elem(fb, next))
-				break;
-		while (!bpf_map_get_next_key(fa, first ? NULL : key, next)) {
-			first = false;
-			memcpy(key, next, m->key_size);
-			if (bpf_map_lookup_elem(fa, key, val))
-				continue;
-			if (bpf_map_update_elem(fb, key, val, BPF_ANY)) {
-				err = -errno;
-				break;
-			}
-		}
-next_map:
-		free(key);
-		free(next);
-		free(val);
-		if (err)
+		err = copy_map(fa, fb, m->key_size, vsz, array);
+		if (err) {
+			rs_info("%s: canary: map %s: cannot align the clones: %s\n", p->desc,
+				m->name, rs_strerror(err));
 			return err;
+		}
 	}
 	return 0;
 }

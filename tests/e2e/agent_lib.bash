@@ -26,7 +26,7 @@ agent_setup() {
 	: > "$AG_LOG"
 	: > "$AG_TMP/marks"
 	# reverse order of removal: restore, then pins, then files
-	rs_on_exit "rm -rf $AG_TMP"
+	rs_on_exit "[ -n \"${RS_KEEP:-}\" ] || rm -rf $AG_TMP"
 	rs_on_exit "rm -rf $AG_PIN"
 	rs_on_exit "$RESPEC restore all journal $AG_JOURNAL"
 	AG_DMAC=$($RS_NSENTER python3 -c "
@@ -68,9 +68,10 @@ loader_cmd() {
 	date +%s.%N >> "$AG_TMP/marks"
 }
 
+# agent_config [JSON-MEMBERS]: the test config, deep-merged with the members given
 agent_config() {
 	local extra=${1:-}
-	cat > "$AG_TMP/agent.json" <<JSON
+	cat > "$AG_TMP/agent.base.json" <<JSON
 { "select": [{"netns": "$RS_NS"}],
   "tick_s": 0.05, "discover_interval_s": 1, "settle_s": 0.2, "retry_s": 2,
   "profile": {"base_window_s": 0.5, "window_s": 1.5, "interval_s": 0},
@@ -78,13 +79,15 @@ agent_config() {
   "revert": {"delay_s": 0.5, "window_s": 1},
   "log": "$AG_LOG", "journal_dir": "$AG_JOURNAL", "pin_dir": "$AG_PIN",
   "capture_dir": "$AG_TMP/capture",
-  "metrics": {"file": "$AG_TMP/metrics.prom", "interval_s": 1}${extra:+, $extra} }
+  "metrics": {"file": "$AG_TMP/metrics.prom", "interval_s": 1} }
 JSON
+	jq ". * {${extra}}" "$AG_TMP/agent.base.json" > "$AG_TMP/agent.json" ||
+		fail "bad test config members: $extra"
 }
 
 agent_start() {
 	agent_config "${1:-}"
-	"$RESPEC" agent --config "$AG_TMP/agent.json" -v >>"$AG_TMP/agent.err" 2>&1 &
+	"$RESPEC" agent --config "$AG_TMP/agent.json" ${RS_AGENT_V:--v} >>"$AG_TMP/agent.err" 2>&1 &
 	AG_AGENT=$!
 	rs_on_exit "kill -9 $AG_AGENT"
 }
@@ -98,6 +101,10 @@ agent_stop() {
 wait_oplog() {
 	local filter=$1 secs=$2 i
 	for ((i = 0; i < secs * 20; i++)); do
+		if [ -n "${AG_AGENT:-}" ] && ! kill -0 "$AG_AGENT" 2>/dev/null; then
+			echo "agent exited: $(tail -3 "$AG_TMP/agent.err")" >&2
+			return 1
+		fi
 		[ "$(jq -c "select($filter)" "$AG_LOG" 2>/dev/null | head -1)" ] && return 0
 		sleep 0.05
 	done
