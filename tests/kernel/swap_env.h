@@ -25,6 +25,7 @@
 #include <bpf/libbpf.h>
 
 #include "agent/agent.h"
+#include "tests/kernel/ktest.h"
 
 enum { P_A, P_B, P_C, P_NR };
 
@@ -49,14 +50,6 @@ static const enum rs_attach_kind swap_kinds[] = {
 	RS_ATTACH_XDP_NETLINK, RS_ATTACH_XDP_LINK, RS_ATTACH_TCX_LINK,
 	RS_ATTACH_TCX, RS_ATTACH_TC_CLS, RS_ATTACH_PROG_ARRAY,
 };
-
-static void env_log(enum rs_log_level level, const char *fmt, va_list ap)
-{
-	if (level == RS_LOG_DEBUG && !getenv("RS_TEST_DEBUG"))
-		return;
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-}
 
 static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int run(const char *fmt, ...)
@@ -146,8 +139,6 @@ static int env_create(void)
 	struct stat st;
 	int i;
 
-	rs_set_log_fn(env_log);
-	rs_route_libbpf_log();
 	snprintf(env.ns, sizeof(env.ns), "rs-swap-%d", getpid());
 	snprintf(env.ns_path, sizeof(env.ns_path), "/run/netns/%s", env.ns);
 	if (run("ip netns add %s", env.ns) ||

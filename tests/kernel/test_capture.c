@@ -26,6 +26,7 @@
 #include <bpf/libbpf.h>
 
 #include "agent/agent.h"
+#include "tests/kernel/ktest.h"
 
 #define LD_MAP(dst, src, imm0, imm1)						\
 	{ .code = BPF_LD | BPF_IMM | BPF_DW, .dst_reg = dst, .src_reg = src, .imm = imm0 }, \
@@ -402,12 +403,6 @@ static int remove_store(void)
 	return rmdir(store_dir);
 }
 
-static void log_fn(enum rs_log_level level, const char *fmt, va_list ap)
-{
-	if (level <= RS_LOG_INFO || getenv("RS_TEST_DEBUG"))
-		vfprintf(stderr, fmt, ap);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -417,11 +412,9 @@ int main(void)
 	};
 	int ret;
 
-	if (geteuid() != 0) {
-		fprintf(stderr, "SKIP: needs root for BPF\n");
-		return 77;
-	}
-	rs_set_log_fn(log_fn);
+	ret = ktest_start();
+	if (ret)
+		return ret;
 	if (!mkdtemp(store_dir)) {
 		perror("mkdtemp");
 		return 1;

@@ -22,13 +22,7 @@
 
 #include "agent/agent.h"
 #include "agent/lift.h"
-
-static void log_fn(enum rs_log_level level, const char *fmt, va_list ap)
-{
-	if (level == RS_LOG_DEBUG && !getenv("RS_TEST_DEBUG"))
-		return;
-	vfprintf(stderr, fmt, ap);
-}
+#include "tests/kernel/ktest.h"
 
 static struct bpf_object *open_test_obj(const char *name)
 {
@@ -236,12 +230,9 @@ int main(void)
 		cmocka_unit_test(test_unliftable),
 		cmocka_unit_test(test_refusals),
 	};
+	int ret = ktest_start();
 
-	if (geteuid() != 0) {
-		fprintf(stderr, "SKIP: needs root for BPF\n");
-		return 77;
-	}
-	rs_set_log_fn(log_fn);
-	rs_route_libbpf_log();
+	if (ret)
+		return ret;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

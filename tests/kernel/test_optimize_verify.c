@@ -29,18 +29,11 @@
 #include "agent/agent.h"
 #include "instrument/instrument.h"
 #include "optimizer/pass.h"
+#include "tests/kernel/ktest.h"
 
 #define PACKETS "20000"
 
 static char build_dir[2048], src_dir[2048], pcap_dir[64];
-
-static void logf_cb(enum rs_log_level level, const char *fmt, va_list ap)
-{
-	if (level > RS_LOG_INFO)
-		return;
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-}
 
 struct sample {
 	const char *name, *scenario;
@@ -447,11 +440,9 @@ int main(void)
 		cmocka_unit_test(test_firewall),
 		cmocka_unit_test(test_subprog_duplication),
 	};
+	int ret = ktest_start();
 
-	if (geteuid() != 0) {
-		fprintf(stderr, "skipped: needs root (BPF)\n");
-		return 77;
-	}
-	rs_set_log_fn(logf_cb);
+	if (ret)
+		return ret;
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

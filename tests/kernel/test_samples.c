@@ -37,6 +37,7 @@
 #include <jansson.h>
 
 #include "instrument/instrument.h"
+#include "tests/kernel/ktest.h"
 
 #define MAX_PKT 512
 
@@ -52,14 +53,6 @@ struct sample {
 
 static const uint8_t MAC_DST[6] = { 0x02, 0, 0, 0, 0, 0xaa };
 static const uint8_t MAC_SRC[6] = { 0x02, 0, 0, 0, 0, 0xbb };
-
-static void log_stderr(enum rs_log_level level, const char *fmt, va_list ap)
-{
-	if (level == RS_LOG_DEBUG)
-		return;
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-}
 
 /* ---- packets ---------------------------------------------------------------------------- */
 
@@ -827,7 +820,6 @@ static int loaders_teardown(void **state)
 static int group_setup(void **state)
 {
 	(void)state;
-	rs_set_log_fn(log_stderr);
 	signal(SIGPIPE, SIG_IGN);
 	if (unshare(CLONE_NEWNET)) {
 		fprintf(stderr, "unshare(CLONE_NEWNET): %s\n", strerror(errno));
@@ -848,10 +840,9 @@ int main(void)
 		cmocka_unit_test(test_scenario_kernel_maps),
 		cmocka_unit_test_teardown(test_loaders, loaders_teardown),
 	};
+	int ret = ktest_start();
 
-	if (geteuid() != 0) {
-		fprintf(stderr, "SKIP: needs root for BPF\n");
-		return 77;
-	}
+	if (ret)
+		return ret;
 	return cmocka_run_group_tests(tests, group_setup, NULL);
 }

@@ -372,10 +372,9 @@ int main(void)
 		cmocka_unit_test_teardown(test_sigterm_handlers, teardown_each),
 		cmocka_unit_test_teardown(test_errors, teardown_each),
 	};
+	int ret = ktest_start();
 
-	if (geteuid() != 0) {
-		fprintf(stderr, "SKIP: needs root for BPF\n");
-		return 77;
-	}
+	if (ret)
+		return ret;
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

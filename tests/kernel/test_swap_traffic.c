@@ -324,10 +324,9 @@ int main(void)
 		cmocka_unit_test_teardown(test_traffic_tc_cls, teardown_each),
 		cmocka_unit_test_teardown(test_traffic_prog_array, teardown_each),
 	};
+	int ret = ktest_start();
 
-	if (geteuid() != 0) {
-		fprintf(stderr, "SKIP: needs root for BPF\n");
-		return 77;
-	}
+	if (ret)
+		return ret;
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
