@@ -15,6 +15,7 @@
 #include <bpf/bpf.h>
 
 #include "agent/agent.h"
+#include "tests/kernel/ktest.h"
 
 #ifndef BPF_F_XDP_HAS_FRAGS
 #define BPF_F_XDP_HAS_FRAGS	(1U << 5)
@@ -98,12 +99,10 @@ int main(void)
 		cmocka_unit_test(test_attrs),
 		cmocka_unit_test(test_unknown_id),
 	};
-	int ret;
+	int ret = ktest_start();
 
-	if (geteuid() != 0) {
-		fprintf(stderr, "SKIP: needs root for BPF\n");
-		return 77;
-	}
+	if (ret)
+		return ret;
 	ret = cmocka_run_group_tests(tests, NULL, NULL);
 	rs_prog_load_attrs_cleanup();
 	return ret;

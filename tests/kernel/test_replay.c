@@ -28,20 +28,13 @@
 
 #include "agent/agent.h"
 #include "instrument/instrument.h"
+#include "tests/kernel/ktest.h"
 
 #define XDPFILT "/usr/lib/x86_64-linux-gnu/bpf/xdpfilt_dny_udp.o"
 
 static char dir[] = "/tmp/rs-test-replay-XXXXXX";
 static char pcap_path[256], trunc_path[256], garbage_path[256];
 static size_t first_udp;	/* 1-based number of the first UDP packet in the pcap */
-
-static void log_fn(enum rs_log_level level, const char *fmt, va_list ap)
-{
-	if (level == RS_LOG_DEBUG)
-		return;
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-}
 
 static uint16_t csum(const void *p, size_t n)
 {
@@ -134,10 +127,6 @@ static void write_pcaps(void)
 
 static int setup(void **state)
 {
-	if (geteuid()) {
-		fprintf(stderr, "SKIP: needs root for BPF\n");
-		exit(77);
-	}
 	/* own network namespace: ingress ifindex 1 is our own lo */
 	if (unshare(CLONE_NEWNET)) {
 		fprintf(stderr, "unshare(CLONE_NEWNET): %s\n", strerror(errno));
@@ -147,7 +136,6 @@ static int setup(void **state)
 		fprintf(stderr, "SKIP: %s missing (xdp-tools)\n", XDPFILT);
 		exit(77);
 	}
-	rs_set_log_fn(log_fn);
 	assert_non_null(mkdtemp(dir));
 	snprintf(pcap_path, sizeof(pcap_path), "%s/t.pcap", dir);
 	snprintf(trunc_path, sizeof(trunc_path), "%s/trunc.pcap", dir);
@@ -381,6 +369,9 @@ int main(void)
 		cmocka_unit_test(test_mutated),
 		cmocka_unit_test(test_timing),
 	};
+	int ret = ktest_start();
 
+	if (ret)
+		return ret;
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
