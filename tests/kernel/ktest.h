@@ -2,7 +2,8 @@
 /*
  * ktest.h - shared by the kernel tests (cmocka, one translation unit each): the log callback
  * (warnings and info on stderr one line each, debug too when RS_TEST_DEBUG is set) and the
- * start of main(): skip without root, install the callback, route libbpf's output through it.
+ * start of main(): skip without root, install the callback, route libbpf's output through it;
+ * the id of a program fd.
  *
  * Header-only (static functions) so every test stays one translation unit.
  */
@@ -14,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <bpf/bpf.h>
 
 #include "agent/agent.h"
 
@@ -39,6 +42,18 @@ static inline int ktest_start(void)
 	rs_set_log_fn(ktest_log);
 	rs_route_libbpf_log();
 	return 0;
+}
+
+/* Kernel id of the program behind fd, 0 when it is none. */
+static inline uint32_t ktest_prog_id(int fd)
+{
+	struct bpf_prog_info info;
+	__u32 len = sizeof(info);
+
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return 0;
+	return info.id;
 }
 
 #endif /* RS_KTEST_H */

@@ -76,17 +76,6 @@ static void ns_out(void)
 	env.saved_ns = -1;
 }
 
-static uint32_t fd_id(int fd)
-{
-	struct bpf_prog_info info;
-	__u32 len = sizeof(info);
-
-	memset(&info, 0, sizeof(info));
-	if (bpf_obj_get_info_by_fd(fd, &info, &len))
-		return 0;
-	return info.id;
-}
-
 /* MAC address of an interface of the current namespace (sysfs shows the host's). */
 static int read_mac(const char *ifname, unsigned char mac[6])
 {
@@ -171,8 +160,8 @@ static int env_create(void)
 		env.xdp[i] = prog_fd(name);
 		snprintf(name, sizeof(name), "tc_%s", names[i]);
 		env.tc[i] = prog_fd(name);
-		env.xdp_id[i] = fd_id(env.xdp[i]);
-		env.tc_id[i] = fd_id(env.tc[i]);
+		env.xdp_id[i] = ktest_prog_id(env.xdp[i]);
+		env.tc_id[i] = ktest_prog_id(env.tc[i]);
 	}
 	env.owner_fd = prog_fd("xdp_owner");
 	env.jmp_fd = bpf_object__find_map_fd_by_name(env.obj, "jmp");

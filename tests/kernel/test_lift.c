@@ -44,23 +44,12 @@ static struct bpf_object *open_test_obj(const char *name)
 	return obj;
 }
 
-static uint32_t prog_id(int fd)
-{
-	struct bpf_prog_info info;
-	__u32 len = sizeof(info);
-
-	memset(&info, 0, sizeof(info));
-	if (bpf_obj_get_info_by_fd(fd, &info, &len))
-		return 0;
-	return info.id;
-}
-
 /* Lift one loaded program by fd; 1 when proven. */
 static int lift_one(int fd, const char *objname, const char *pname)
 {
 	struct rs_lift_report rep;
 	struct rs_prog out;
-	uint32_t id = prog_id(fd);
+	uint32_t id = ktest_prog_id(fd);
 	int err, proven = 0;
 
 	assert_true(id > 0);
@@ -191,7 +180,7 @@ static void test_unliftable(void **state)
 	assert_non_null(obj);
 	p = bpf_object__find_program_by_name(obj, "lift_kfunc");
 	assert_non_null(p);
-	err = rs_lift(prog_id(bpf_program__fd(p)), &out, &rep);
+	err = rs_lift(ktest_prog_id(bpf_program__fd(p)), &out, &rep);
 	fprintf(stderr, "lift_kfunc: %s: %s\n", rs_strerror(err), rep.msg);
 	assert_int_equal(err, -RS_ERR_UNLIFTABLE);
 	assert_false(rep.proven);
@@ -215,8 +204,8 @@ static void test_refusals(void **state)
 	assert_int_equal(rs_lift(0x7ffffff0, &out, &rep), -RS_ERR_NOT_FOUND);
 	fd = bpf_prog_load(BPF_PROG_TYPE_SOCKET_FILTER, "rs_sockf", "GPL", ret0, 2, NULL);
 	assert_true(fd >= 0);
-	assert_int_equal(rs_lift(prog_id(fd), &out, &rep), -RS_ERR_PROG_TYPE);
-	assert_int_equal(rs_fetch_translated(prog_id(fd), &out), -RS_ERR_PROG_TYPE);
+	assert_int_equal(rs_lift(ktest_prog_id(fd), &out, &rep), -RS_ERR_PROG_TYPE);
+	assert_int_equal(rs_fetch_translated(ktest_prog_id(fd), &out), -RS_ERR_PROG_TYPE);
 	close(fd);
 }
 

@@ -45,20 +45,6 @@ static const struct sample samples[] = {
 	{ "firewall", "firewall-100.json" },
 };
 
-static int prog_id_of(int fd, uint32_t *id)
-{
-	struct bpf_prog_info info;
-	uint32_t len = sizeof(info);
-	int err;
-
-	memset(&info, 0, sizeof(info));
-	err = bpf_obj_get_info_by_fd(fd, &info, &len);
-	if (err)
-		return err;
-	*id = info.id;
-	return 0;
-}
-
 static int guard_array(size_t slots, struct rs_map_ref *ref)
 {
 	struct bpf_map_info info;
@@ -189,7 +175,8 @@ static void run_sample(const struct sample *s)
 	assert_int_equal(rs_scenario_load(scen, &sc), 0);
 	oo.scenario = sc;
 	assert_int_equal(rs_replay_open_object(obj, &oo, &a), 0);
-	assert_int_equal(prog_id_of(rs_replay_fd(a), &id), 0);
+	id = ktest_prog_id(rs_replay_fd(a));
+	assert_int_not_equal(id, 0);
 	rs_prog_init(&p);
 	assert_int_equal(rs_fetch_original(id, &p, NULL), 0);
 
@@ -324,7 +311,8 @@ static void test_subprog_duplication(void **state)
 	(void)state;
 	snprintf(obj, sizeof(obj), "%s/tests/progs/test_lift_xdp.bpf.o", build_dir);
 	assert_int_equal(rs_replay_open_object(obj, &oo, &a), 0);
-	assert_int_equal(prog_id_of(rs_replay_fd(a), &id), 0);
+	id = ktest_prog_id(rs_replay_fd(a));
+	assert_int_not_equal(id, 0);
 	rs_prog_init(&p);
 	assert_int_equal(rs_fetch_original(id, &p, NULL), 0);
 	assert_int_equal(rs_subprog_starts(p.insns, p.insn_cnt, p.func_info, p.func_info_cnt,

@@ -62,7 +62,7 @@ static uint32_t pinned_id(const char *path)
 
 	if (fd < 0)
 		return 0;
-	id = fd_id(fd);
+	id = ktest_prog_id(fd);
 	close(fd);
 	return id;
 }
