@@ -126,6 +126,28 @@ static inline void t_set_insns(struct tctx *t, const struct bpf_insn *in, size_t
 		fail_msg("input invalid: %s", err);
 }
 
+/* what the test programs return when the lookup misses */
+#define MISS_RET 7777
+
+/* u32 key from r1 at fp-4; returns *(u32 *)value or MISS_RET; lookup call at insn 5 */
+static inline void t_prog_u32(struct tctx *t, int map)
+{
+	const struct bpf_insn in[] = {
+		STX_MEM(BPF_W, 10, 1, -4),
+		MOV64_REG(2, 10),
+		ALU64_IMM(BPF_ADD, 2, -4),
+		LD_IMM64_LO(1, BPF_PSEUDO_MAP_IDX, map), LD_IMM64_HI(0),
+		CALL_HELPER(BPF_FUNC_map_lookup_elem),
+		JMP_IMM(BPF_JEQ, 0, 0, 2),
+		LDX_MEM(BPF_W, 0, 0, 0),
+		EXIT(),
+		MOV64_IMM(0, MISS_RET),
+		EXIT(),
+	};
+
+	t_set_insns(t, in, RS_ARRAY_SIZE(in));
+}
+
 /* run `pass` on a fresh context; returns its result, the output is in t->ctx.prog */
 static inline int t_run(struct tctx *t, const struct rs_pass *pass)
 {
@@ -390,6 +412,22 @@ static inline uint64_t t_exec(const struct tctx *t, const struct rs_prog *p, uin
 		default:
 			fail_msg("class %x", cls);
 		}
+	}
+}
+
+/* the original and the rewritten program return the same for every input */
+static inline void t_check_equiv(const struct tctx *t, const uint64_t *inputs, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		uint64_t a = t_exec(t, &t->orig, inputs[i], NULL);
+		uint64_t b = t_exec(t, &t->ctx.prog, inputs[i], NULL);
+
+		if (a != b)
+			fail_msg("input %llx: original %llx, optimized %llx",
+				 (unsigned long long)inputs[i], (unsigned long long)a,
+				 (unsigned long long)b);
 	}
 }
 

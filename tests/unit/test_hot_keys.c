@@ -15,27 +15,6 @@
 
 #include "tests/unit/mappass_testlib.h"
 
-#define MISS_RET 7777
-
-/* u32 key from r1 at fp-4; returns *(u32 *)value or MISS_RET; lookup call at insn 5 */
-static void prog_u32(struct tctx *t, int map)
-{
-	const struct bpf_insn in[] = {
-		STX_MEM(BPF_W, 10, 1, -4),
-		MOV64_REG(2, 10),
-		ALU64_IMM(BPF_ADD, 2, -4),
-		LD_IMM64_LO(1, BPF_PSEUDO_MAP_IDX, map), LD_IMM64_HI(0),
-		CALL_HELPER(BPF_FUNC_map_lookup_elem),
-		JMP_IMM(BPF_JEQ, 0, 0, 2),
-		LDX_MEM(BPF_W, 0, 0, 0),
-		EXIT(),
-		MOV64_IMM(0, MISS_RET),
-		EXIT(),
-	};
-
-	t_set_insns(t, in, RS_ARRAY_SIZE(in));
-}
-
 /* LPM key {prefixlen 32, addr = r1 (4 bytes)} at fp-8; lookup at insn 6 */
 static void prog_lpm4(struct tctx *t, int map)
 {
@@ -59,21 +38,6 @@ static void prog_lpm4(struct tctx *t, int map)
 static uint32_t val32(uint32_t v)
 {
 	return v;
-}
-
-static void check_equiv(struct tctx *t, const uint64_t *inputs, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		uint64_t a = t_exec(t, &t->orig, inputs[i], NULL);
-		uint64_t b = t_exec(t, &t->ctx.prog, inputs[i], NULL);
-
-		if (a != b)
-			fail_msg("input %llx: original %llx, optimized %llx",
-				 (unsigned long long)inputs[i], (unsigned long long)a,
-				 (unsigned long long)b);
-	}
 }
 
 static uint64_t lookups_for(struct tctx *t, uint64_t input)
@@ -109,7 +73,7 @@ static void test_hash_profile(void **state)
 		v = val32(k * 10);
 		t_entry(&t, m, &k, &v);
 	}
-	prog_u32(&t, m);
+	t_prog_u32(&t, m);
 	t_site(&t, 5, (uint32_t)m, true, true, -4);
 	t_prof(&t, 5, (uint32_t)m, keys, counts, 4, 1000);
 	assert_int_equal(t_run(&t, &rs_pass_hot_keys), 0);
@@ -121,7 +85,7 @@ static void test_hash_profile(void **state)
 	assert_int_equal(t.ctx.prog.maps[pi].type, BPF_MAP_TYPE_ARRAY);
 	assert_int_equal(t.ctx.prog.maps[pi].max_entries, 1);
 	assert_true(t.ctx.prog.maps[pi].flags & BPF_F_RDONLY_PROG);
-	check_equiv(&t, in, RS_ARRAY_SIZE(in));
+	t_check_equiv(&t, in, RS_ARRAY_SIZE(in));
 	assert_int_equal(lookups_for(&t, 7), 0);
 	assert_int_equal(lookups_for(&t, 3), 0);
 	assert_int_equal(lookups_for(&t, 999), 0);	/* absent, complete snapshot */
@@ -164,7 +128,7 @@ static void test_lpm_longest_match(void **state)
 	t_prof(&t, 6, (uint32_t)m, hot, counts, 3, 1000);
 	assert_int_equal(t_run(&t, &rs_pass_hot_keys), 0);
 	assert_int_equal(t_remarks(&t, RS_REMARK_APPLIED), 1);
-	check_equiv(&t, in, RS_ARRAY_SIZE(in));
+	t_check_equiv(&t, in, RS_ARRAY_SIZE(in));
 	assert_int_equal(t_exec(&t, &t.ctx.prog, 0x0502010a, NULL), 3);	/* /24 wins */
 	assert_int_equal(t_exec(&t, &t.ctx.prog, 0x0909090a, NULL), 1);	/* /8 */
 	assert_int_equal(t_exec(&t, &t.ctx.prog, 0x0100000b, NULL), MISS_RET);
@@ -222,12 +186,12 @@ static void test_stable_keys_absent_only(void **state)
 		v = k;
 		t_entry(&t, m, &k, &v);
 	}
-	prog_u32(&t, m);
+	t_prog_u32(&t, m);
 	t_site(&t, 5, (uint32_t)m, true, true, -4);
 	t_prof(&t, 5, (uint32_t)m, keys, counts, 2, 1000);
 	assert_int_equal(t_run(&t, &rs_pass_hot_keys), 0);
 	assert_int_equal(t_remarks(&t, RS_REMARK_APPLIED), 1);
-	check_equiv(&t, in, RS_ARRAY_SIZE(in));
+	t_check_equiv(&t, in, RS_ARRAY_SIZE(in));
 	assert_int_equal(lookups_for(&t, 7), 1);	/* present: the real lookup */
 	assert_int_equal(lookups_for(&t, 999), 0);	/* absent: skipped */
 	assert_int_equal(pool_idx(&t.ctx.prog), -1);	/* no values inlined */
@@ -245,7 +209,7 @@ static void test_written_site_absent_only(void **state)
 	t_init(&t);
 	m = t_map(&t, BPF_MAP_TYPE_HASH, 4, 4, 64, RS_MAP_STABLE_VALUES);
 	t_entry(&t, m, &k, &v);
-	prog_u32(&t, m);
+	t_prog_u32(&t, m);
 	t_site(&t, 5, (uint32_t)m, false, true, -4);	/* pointer written / escapes */
 	t_prof(&t, 5, (uint32_t)m, keys, counts, 2, 1000);
 	assert_int_equal(t_run(&t, &rs_pass_hot_keys), 0);
@@ -271,7 +235,7 @@ static void test_unstable_and_flat(void **state)
 	t_init(&t);
 	m = t_map(&t, BPF_MAP_TYPE_HASH, 4, 4, 128, RS_MAP_STABLE_VALUES);
 	t_entry(&t, m, &k, &v);
-	prog_u32(&t, m);
+	t_prog_u32(&t, m);
 	t_site(&t, 5, (uint32_t)m, true, true, -4);
 	t_prof(&t, 5, (uint32_t)m, keys, counts, 100, 1000);
 	assert_int_equal(t_run(&t, &rs_pass_hot_keys), 0);
@@ -284,7 +248,7 @@ static void test_unstable_and_flat(void **state)
 	t_init(&t);
 	m = t_map(&t, BPF_MAP_TYPE_HASH, 4, 4, 128, RS_MAP_UNSTABLE);
 	t_entry(&t, m, &k, &v);
-	prog_u32(&t, m);
+	t_prog_u32(&t, m);
 	t_site(&t, 5, (uint32_t)m, true, true, -4);
 	counts[0] = 990;
 	t_prof(&t, 5, (uint32_t)m, keys, counts, 1, 1000);
@@ -313,11 +277,11 @@ static void test_percpu_identity(void **state)
 	t_entry(&t, m, &k, v7);
 	k = 8;
 	t_entry(&t, m, &k, v8);
-	prog_u32(&t, m);
+	t_prog_u32(&t, m);
 	t_site(&t, 5, (uint32_t)m, true, true, -4);
 	t_prof(&t, 5, (uint32_t)m, keys, counts, 2, 1000);
 	assert_int_equal(t_run(&t, &rs_pass_hot_keys), 0);
-	check_equiv(&t, in, RS_ARRAY_SIZE(in));
+	t_check_equiv(&t, in, RS_ARRAY_SIZE(in));
 	assert_int_equal(lookups_for(&t, 7), 1);	/* CPUs differ: not inlined */
 	assert_int_equal(lookups_for(&t, 8), 0);
 	t_free(&t);
@@ -368,7 +332,7 @@ static void test_long_key(void **state)
 	t_prof(&t, 7, (uint32_t)m, hot, counts, 2, 1000);
 	assert_int_equal(t_run(&t, &rs_pass_hot_keys), 0);
 	assert_int_equal(t_remarks(&t, RS_REMARK_APPLIED), 1);
-	check_equiv(&t, in, RS_ARRAY_SIZE(in));
+	t_check_equiv(&t, in, RS_ARRAY_SIZE(in));
 	assert_int_equal(t_exec(&t, &t.ctx.prog, in[1], NULL), 1001);
 	assert_int_equal(lookups_for(&t, in[0]), 0);
 	assert_int_equal(lookups_for(&t, in[1]), 0);
@@ -391,11 +355,11 @@ static void test_small_map_without_profile(void **state)
 		v = k + 100;
 		t_entry(&t, m, &k, &v);
 	}
-	prog_u32(&t, m);
+	t_prog_u32(&t, m);
 	t_site(&t, 5, (uint32_t)m, true, true, -4);
 	assert_int_equal(t_run(&t, &rs_pass_hot_keys), 0);
 	assert_int_equal(t_remarks(&t, RS_REMARK_APPLIED), 1);
-	check_equiv(&t, in, RS_ARRAY_SIZE(in));
+	t_check_equiv(&t, in, RS_ARRAY_SIZE(in));
 	assert_int_equal(lookups_for(&t, 2), 0);
 	assert_int_equal(lookups_for(&t, 77), 1);	/* default: the original lookup */
 	t_free(&t);
@@ -412,7 +376,7 @@ static void test_key_unknown(void **state)
 	t_init(&t);
 	m = t_map(&t, BPF_MAP_TYPE_HASH, 4, 4, 16, RS_MAP_STABLE_VALUES);
 	t_entry(&t, m, &k, &v);
-	prog_u32(&t, m);
+	t_prog_u32(&t, m);
 	t_site(&t, 5, (uint32_t)m, true, false, 0);
 	t_prof(&t, 5, (uint32_t)m, &k, counts, 1, 1000);
 	assert_int_equal(t_run(&t, &rs_pass_hot_keys), 0);

@@ -15,8 +15,6 @@
 
 #include "tests/unit/mappass_testlib.h"
 
-#define MISS_RET 7777
-
 struct val {
 	uint32_t a, b;
 	uint64_t c;

@@ -14,48 +14,13 @@
 
 #include "tests/unit/mappass_testlib.h"
 
-#define MISS_RET 7777
-
-static void prog_u32(struct tctx *t, int map)
-{
-	const struct bpf_insn in[] = {
-		STX_MEM(BPF_W, 10, 1, -4),
-		MOV64_REG(2, 10),
-		ALU64_IMM(BPF_ADD, 2, -4),
-		LD_IMM64_LO(1, BPF_PSEUDO_MAP_IDX, map), LD_IMM64_HI(0),
-		CALL_HELPER(BPF_FUNC_map_lookup_elem),
-		JMP_IMM(BPF_JEQ, 0, 0, 2),
-		LDX_MEM(BPF_W, 0, 0, 0),
-		EXIT(),
-		MOV64_IMM(0, MISS_RET),
-		EXIT(),
-	};
-
-	t_set_insns(t, in, RS_ARRAY_SIZE(in));
-}
-
-static void check_equiv(struct tctx *t, const uint64_t *inputs, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		uint64_t a = t_exec(t, &t->orig, inputs[i], NULL);
-		uint64_t b = t_exec(t, &t->ctx.prog, inputs[i], NULL);
-
-		if (a != b)
-			fail_msg("input %llu: original %llu, optimized %llu",
-				 (unsigned long long)inputs[i], (unsigned long long)a,
-				 (unsigned long long)b);
-	}
-}
-
 /* equivalent results, and the real lookup runs exactly for the present key `k` */
 static void check_key_calls(struct tctx *t, uint32_t k)
 {
 	uint64_t in[] = { 0, 1, k - 1, k, k + 1, 0x80000000u, 0xffffffffu };
 	size_t i, calls;
 
-	check_equiv(t, in, RS_ARRAY_SIZE(in));
+	t_check_equiv(t, in, RS_ARRAY_SIZE(in));
 	for (i = 0; i < RS_ARRAY_SIZE(in); i++) {
 		calls = 0;
 		t_exec(t, &t->ctx.prog, in[i], &calls);
@@ -73,13 +38,13 @@ static void test_empty(void **state)
 	(void)state;
 	t_init(&t);
 	m = t_map(&t, BPF_MAP_TYPE_HASH, 4, 4, 64, RS_MAP_STABLE_KEYS);
-	prog_u32(&t, m);
+	t_prog_u32(&t, m);
 	t_site(&t, 5, (uint32_t)m, false, false, 0);	/* key and pointer use do not matter */
 	assert_int_equal(t_run(&t, &rs_pass_table_elim), 0);
 	assert_int_equal(t_remarks(&t, RS_REMARK_APPLIED), 1);
 	assert_true(t.guarded[m]);
 	assert_int_equal(t_count_lookups(&t.ctx.prog), 0);
-	check_equiv(&t, in, RS_ARRAY_SIZE(in));
+	t_check_equiv(&t, in, RS_ARRAY_SIZE(in));
 	/* the null check folded into a jump */
 	for (i = 0; i < t.ctx.prog.insn_cnt; i++)
 		assert_false(rs_insn_is_cond_jmp(&t.ctx.prog.insns[i]));
@@ -112,7 +77,7 @@ static void test_empty_lpm(void **state)
 	t_site(&t, 6, (uint32_t)m, true, true, -8);
 	assert_int_equal(t_run(&t, &rs_pass_table_elim), 0);
 	assert_int_equal(t_count_lookups(&t.ctx.prog), 0);
-	check_equiv(&t, inputs, RS_ARRAY_SIZE(inputs));
+	t_check_equiv(&t, inputs, RS_ARRAY_SIZE(inputs));
 	t_free(&t);
 }
 
@@ -127,7 +92,7 @@ static void test_refusals(void **state)
 	t_init(&t);
 	m = t_map(&t, BPF_MAP_TYPE_HASH, 4, 4, 64, RS_MAP_STABLE_VALUES);
 	t.ms[m].complete = false;
-	prog_u32(&t, m);
+	t_prog_u32(&t, m);
 	t_site(&t, 5, (uint32_t)m, true, true, -4);
 	assert_int_equal(t_run(&t, &rs_pass_table_elim), 0);
 	assert_int_equal(t_count_lookups(&t.ctx.prog), 1);
@@ -138,7 +103,7 @@ static void test_refusals(void **state)
 	/* unstable (the program or another one writes it) */
 	t_init(&t);
 	m = t_map(&t, BPF_MAP_TYPE_HASH, 4, 4, 64, RS_MAP_UNSTABLE);
-	prog_u32(&t, m);
+	t_prog_u32(&t, m);
 	t_site(&t, 5, (uint32_t)m, true, true, -4);
 	assert_int_equal(t_run(&t, &rs_pass_table_elim), 0);
 	assert_int_equal(t_count_lookups(&t.ctx.prog), 1);
@@ -150,7 +115,7 @@ static void test_refusals(void **state)
 	t_init(&t);
 	m = t_map(&t, BPF_MAP_TYPE_HASH, 4, 4, 64, RS_MAP_STABLE_VALUES);
 	t_entry(&t, m, &k, &v);
-	prog_u32(&t, m);
+	t_prog_u32(&t, m);
 	t_site(&t, 5, (uint32_t)m, false, true, -4);
 	assert_int_equal(t_run(&t, &rs_pass_table_elim), 0);
 	assert_int_equal(t_count_lookups(&t.ctx.prog), 1);
@@ -162,7 +127,7 @@ static void test_refusals(void **state)
 	t_init(&t);
 	m = t_map(&t, BPF_MAP_TYPE_HASH, 4, 4, 64, RS_MAP_STABLE_KEYS);
 	t_entry(&t, m, &k, &v);
-	prog_u32(&t, m);
+	t_prog_u32(&t, m);
 	t_site(&t, 5, (uint32_t)m, true, true, -4);
 	assert_int_equal(t_run(&t, &rs_pass_table_elim), 0);
 	assert_int_equal(t_count_lookups(&t.ctx.prog), 1);
@@ -174,7 +139,7 @@ static void test_refusals(void **state)
 	t_init(&t);
 	t.opts.small_table_max = 0;
 	m = t_map(&t, BPF_MAP_TYPE_HASH, 6, 4, 64, RS_MAP_STABLE_KEYS);
-	prog_u32(&t, m);
+	t_prog_u32(&t, m);
 	t_site(&t, 5, (uint32_t)m, true, true, -8);
 	{
 		uint8_t k6[6] = { 1, 2, 3, 4, 5, 6 };
@@ -240,7 +205,7 @@ static void test_lpm_tree(void **state)
 	assert_int_equal(t_run(&t, &rs_pass_table_elim), 0);
 	assert_int_equal(t_remarks(&t, RS_REMARK_APPLIED), 1);
 	assert_true(t.guarded[m]);
-	check_equiv(&t, inputs, n);
+	t_check_equiv(&t, inputs, n);
 	for (i = 0; i < n; i++) {	/* full-width keys never call the helper */
 		calls = 0;
 		t_exec(&t, &t.ctx.prog, inputs[i], &calls);
@@ -264,13 +229,13 @@ static void test_small(void **state)
 		v = 1000 + k;
 		t_entry(&t, m, &k, &v);
 	}
-	prog_u32(&t, m);
+	t_prog_u32(&t, m);
 	t_site(&t, 5, (uint32_t)m, true, true, -4);
 	assert_int_equal(t_run(&t, &rs_pass_table_elim), 0);
 	assert_int_equal(t_remarks(&t, RS_REMARK_APPLIED), 1);
 	assert_int_equal(t_count_lookups(&t.ctx.prog), 0);
 	assert_true(t.guarded[m]);
-	check_equiv(&t, in, RS_ARRAY_SIZE(in));
+	t_check_equiv(&t, in, RS_ARRAY_SIZE(in));
 	for (i = 0; i < t.ctx.prog.map_cnt; i++)
 		if (t.ctx.prog.maps[i].init_value)
 			pool = (int)i;
@@ -291,7 +256,7 @@ static void test_too_big(void **state)
 	m = t_map(&t, BPF_MAP_TYPE_HASH, 4, 4, 64, RS_MAP_STABLE_VALUES);
 	for (k = 1; k <= 5; k++)
 		t_entry(&t, m, &k, &v);
-	prog_u32(&t, m);
+	t_prog_u32(&t, m);
 	t_site(&t, 5, (uint32_t)m, true, true, -4);
 	assert_int_equal(t_run(&t, &rs_pass_table_elim), 0);
 	/* too big for a chain: a decision tree over the 5 keys, no lookup left */
@@ -300,7 +265,7 @@ static void test_too_big(void **state)
 	{
 		uint64_t in[] = { 0, 1, 2, 3, 4, 5, 6, 100, 0x80000001u, 0xffffffffu };
 
-		check_equiv(&t, in, RS_ARRAY_SIZE(in));
+		t_check_equiv(&t, in, RS_ARRAY_SIZE(in));
 	}
 	t_free(&t);
 }
