@@ -362,13 +362,24 @@ int rs_guard_unpin(const char *dir);
  * when every slot is taken.
  */
 int rs_guard_watch(struct rs_guard *g, uint32_t map_id, uint32_t *slot, uint64_t *gen);
+/*
+ * One slot for a set of watched maps (a specialized program's "epoch"): the watcher bumps it
+ * whenever it bumps any member's own slot, so a program relying on several maps checks one
+ * generation at entry.  The same set gets the same group back while it exists; unwatching a
+ * member for the last time dissolves it (bumped, slot freed).  Waits like rs_guard_watch for
+ * commands older than the group.  -ENOENT: a map is not watched; -ENOSPC: no free slot, or
+ * a member is in RS_GUARD_MAX_SUBS (8) groups already (use the maps' own slots then).
+ */
+int rs_guard_group(struct rs_guard *g, const uint32_t *map_ids, size_t n, uint32_t *slot,
+		   uint64_t *gen);
 /* Drop one reference; the last one removes the map from the watch list and bumps its slot
- * (programs still built against it fall back). */
+ * and its groups (programs still built against them fall back). */
 int rs_guard_unwatch(struct rs_guard *g, uint32_t map_id);
 /* Slot of a watched map (-ENOENT when not watched). */
 int rs_guard_slot_of(struct rs_guard *g, uint32_t map_id, uint32_t *slot);
 int rs_guard_read(struct rs_guard *g, uint32_t slot, uint64_t *gen);
-/* Invalidate by hand (atomic add, like the watcher): --invalidate-guards, tests. */
+/* Invalidate by hand (atomic add, like the watcher: a map's slot also bumps its groups):
+ * --invalidate-guards, tests. */
 int rs_guard_bump(struct rs_guard *g, uint32_t slot);
 int rs_guard_bump_all(struct rs_guard *g);
 /* The generation array as a map reference for rs_opt_opts.guard_map, and its fd. */

@@ -12,6 +12,13 @@
  * a freed slot keeps its value (bumped once more on release), so a program built against a
  * generation can never see that generation again.
  *
+ * Group slots (rs_guard_group): one slot for a set of watched maps, bumped by the watcher
+ * together with any member's own slot (rs_guard_subs[member slot] lists it), so a specialized
+ * program relying on several maps checks a single generation at entry (one load, one compare).
+ * The same set of maps gets the same group back while it exists; unwatching a member for the
+ * last time dissolves every group it is in (bumped, freed).  Group membership lives only in
+ * the kernel's rs_guard_subs, so a pinned watcher keeps it and a new agent reads it back.
+ *
  * Hooks: the tracepoints syscalls/sys_{enter,exit}_bpf (tracefs is mounted just long enough to
  * read their ids) or, without tracefs, raw_tp/sys_{enter,exit}.  The tracepoint is attached by
  * hand (perf_event_open + BPF_LINK_CREATE, then the perf fd is closed) rather than through
@@ -52,8 +59,9 @@
 enum { HOOK_ENTER, HOOK_EXIT, HOOK_CNT };
 
 static const char *const map_pin_names[] = {
-	"guard_gen", "guard_slots", "guard_churn", "guard_inflight",
+	"guard_gen", "guard_slots", "guard_churn", "guard_inflight", "guard_subs",
 };
+#define SLOT_GROUP		UINT32_MAX	/* slot_map[] of a group slot (map ids < 2^31) */
 static const char *const link_pin_names[HOOK_CNT] = { "guard_link_enter", "guard_link_exit" };
 
 struct rs_guard {
@@ -63,8 +71,11 @@ struct rs_guard {
 	char pin_dir[256];
 	uint64_t *gen;			/* mmap of rs_guard_gen */
 	size_t gen_len;
+	struct rs_guard_subs *subs;	/* mmap of rs_guard_subs: groups per slot */
+	size_t subs_len;
 	uint32_t nslots;
-	uint32_t *slot_map;		/* map id watched through each slot, 0 when free */
+	uint32_t *slot_map;		/* map id watched through each slot, 0 when free,
+					 * SLOT_GROUP for a group slot */
 	uint32_t *slot_refs;
 	unsigned int quiesce_ms;
 	uint32_t gen_map_id;
@@ -136,6 +147,7 @@ static int set_map_pins(struct rs_guard *g)
 	struct bpf_map *maps[] = {
 		g->skel->maps.rs_guard_gen, g->skel->maps.rs_guard_slots,
 		g->skel->maps.rs_guard_churn, g->skel->maps.rs_guard_inflight,
+		g->skel->maps.rs_guard_subs,
 	};
 	char path[512];
 	size_t i;
@@ -370,6 +382,24 @@ static int read_watch_list(struct rs_guard *g)
 		g->slot_map[slot] = key;
 		g->slot_refs[slot] = 1;
 	}
+	/* groups: slots named in some watched map's subscription list */
+	for (slot = 0; slot < g->nslots; slot++) {
+		uint32_t k, e;
+
+		for (k = 0; k < RS_GUARD_MAX_SUBS; k++) {
+			e = g->subs[slot].sub[k];
+			if (!e)
+				continue;
+			if (!g->slot_map[slot] || g->slot_map[slot] == SLOT_GROUP ||
+			    e - 1 >= g->nslots ||
+			    (g->slot_map[e - 1] && g->slot_map[e - 1] != SLOT_GROUP)) {
+				__atomic_store_n(&g->subs[slot].sub[k], 0, __ATOMIC_SEQ_CST);
+				continue;
+			}
+			g->slot_map[e - 1] = SLOT_GROUP;
+			g->slot_refs[e - 1] = 1;
+		}
+	}
 	return 0;
 }
 
@@ -420,6 +450,15 @@ int rs_guard_open(const struct rs_guard_opts *opts, struct rs_guard **gp)
 		rs_warn("guard: cannot mmap the generation array: %s\n", rs_strerror(err));
 		goto fail;
 	}
+	g->subs_len = (sizeof(struct rs_guard_subs) * RS_GUARD_MAX_SLOTS + page - 1) / page * page;
+	g->subs = mmap(NULL, g->subs_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+		       bpf_map__fd(g->skel->maps.rs_guard_subs), 0);
+	if (g->subs == MAP_FAILED) {
+		err = -errno;
+		g->subs = NULL;
+		rs_warn("guard: cannot mmap the group lists: %s\n", rs_strerror(err));
+		goto fail;
+	}
 	g->slot_map = calloc(g->nslots, sizeof(*g->slot_map));
 	g->slot_refs = calloc(g->nslots, sizeof(*g->slot_refs));
 	if (!g->slot_map || !g->slot_refs) {
@@ -462,6 +501,8 @@ void rs_guard_close(struct rs_guard *g)
 		g->skel->bss->exempt_tgid = 0;
 	if (g->gen)
 		munmap(g->gen, g->gen_len);
+	if (g->subs)
+		munmap(g->subs, g->subs_len);
 	if (g->skel)
 		unload_skel(g);
 	free(g->slot_map);
@@ -539,7 +580,7 @@ int rs_guard_watch(struct rs_guard *g, uint32_t map_id, uint32_t *slotp, uint64_
 	uint32_t slot;
 	int s, err;
 
-	if (!g || !map_id)
+	if (!g || !map_id || map_id == SLOT_GROUP)
 		return -EINVAL;
 	s = find_slot(g, map_id);
 	if (s >= 0) {
@@ -576,17 +617,152 @@ out:
 	return 0;
 }
 
-int rs_guard_unwatch(struct rs_guard *g, uint32_t map_id)
+/* Free group slot e: bump it (programs built against it fall back), drop it from every list. */
+static void dissolve_group(struct rs_guard *g, uint32_t e)
 {
+	uint32_t s, k;
+
+	__atomic_fetch_add(&g->gen[e], 1, __ATOMIC_SEQ_CST);
+	for (s = 0; s < g->nslots; s++)
+		for (k = 0; k < RS_GUARD_MAX_SUBS; k++)
+			if (g->subs[s].sub[k] == e + 1)
+				__atomic_store_n(&g->subs[s].sub[k], 0, __ATOMIC_SEQ_CST);
+	g->slot_map[e] = 0;
+	g->slot_refs[e] = 0;
+	rs_debug("guard: group slot %u dissolved\n", e);
+}
+
+static bool in_group(const struct rs_guard *g, uint32_t s, uint32_t e)
+{
+	uint32_t k;
+
+	for (k = 0; k < RS_GUARD_MAX_SUBS; k++)
+		if (g->subs[s].sub[k] == e + 1)
+			return true;
+	return false;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* own slots of the distinct maps in ids[] into os[] (sorted), their number; <0 error */
+static int member_slots(struct rs_guard *g, const uint32_t *ids, size_t n, uint32_t *os)
+{
+	size_t i, m = 0;
 	int s;
 
-	if (!g || !map_id)
+	for (i = 0; i < n; i++) {
+		if (!ids[i] || ids[i] == SLOT_GROUP)
+			return -EINVAL;
+		s = find_slot(g, ids[i]);
+		if (s < 0) {
+			rs_warn("guard: map %u: not watched, cannot join a group\n", ids[i]);
+			return -ENOENT;
+		}
+		os[i] = s;
+	}
+	qsort(os, n, sizeof(*os), cmp_u32);
+	for (i = 0; i < n; i++)
+		if (!m || os[m - 1] != os[i])
+			os[m++] = os[i];
+	return (int)m;
+}
+
+int rs_guard_group(struct rs_guard *g, const uint32_t *map_ids, size_t n, uint32_t *slotp,
+		   uint64_t *gen)
+{
+	uint32_t *os, e, s, k, members;
+	size_t i;
+	int m, free_slot, err;
+
+	if (!g || !map_ids || !n || n > g->nslots)
+		return -EINVAL;
+	os = calloc(n + 1, sizeof(*os));
+	if (!os)
+		return -ENOMEM;
+	m = member_slots(g, map_ids, n, os);
+	if (m < 0) {
+		err = m;
+		goto out;
+	}
+	/* the same set already has a group: reuse it */
+	for (e = 0; e < g->nslots; e++) {
+		if (g->slot_map[e] != SLOT_GROUP)
+			continue;
+		for (members = 0, s = 0; s < g->nslots; s++)
+			members += g->slot_map[s] && g->slot_map[s] != SLOT_GROUP && in_group(g, s, e);
+		if (members != (uint32_t)m)
+			continue;
+		for (i = 0; i < (size_t)m && in_group(g, os[i], e); i++)
+			;
+		if (i == (size_t)m)
+			goto found;
+	}
+	for (i = 0; i < (size_t)m; i++) {
+		for (k = 0; k < RS_GUARD_MAX_SUBS && g->subs[os[i]].sub[k]; k++)
+			;
+		if (k == RS_GUARD_MAX_SUBS) {
+			rs_info("guard: map %u is in %d groups already\n", g->slot_map[os[i]],
+				RS_GUARD_MAX_SUBS);
+			err = -ENOSPC;
+			goto out;
+		}
+	}
+	free_slot = find_slot(g, 0);
+	if (free_slot < 0) {
+		rs_warn("guard: no free slot for a group of %d maps\n", m);
+		err = -ENOSPC;
+		goto out;
+	}
+	e = free_slot;
+	g->slot_map[e] = SLOT_GROUP;
+	g->slot_refs[e] = 1;
+	for (i = 0; i < (size_t)m; i++) {
+		for (k = 0; g->subs[os[i]].sub[k]; k++)
+			;
+		__atomic_store_n(&g->subs[os[i]].sub[k], e + 1, __ATOMIC_SEQ_CST);
+	}
+	/* commands that entered before the lists named e bumped the members only */
+	err = quiesce(g, g->slot_map[os[0]]);
+	if (err) {
+		dissolve_group(g, e);
+		goto out;
+	}
+	rs_debug("guard: group slot %u for %d maps\n", e, m);
+found:
+	if (slotp)
+		*slotp = e;
+	if (gen)
+		*gen = __atomic_load_n(&g->gen[e], __ATOMIC_SEQ_CST);
+	err = 0;
+out:
+	free(os);
+	return err;
+}
+
+int rs_guard_unwatch(struct rs_guard *g, uint32_t map_id)
+{
+	uint32_t k, e;
+	int s;
+
+	if (!g || !map_id || map_id == SLOT_GROUP)
 		return -EINVAL;
 	s = find_slot(g, map_id);
 	if (s < 0)
 		return -ENOENT;
 	if (--g->slot_refs[s])
 		return 0;
+	/* groups with this map cover it no more */
+	for (k = 0; k < RS_GUARD_MAX_SUBS; k++) {
+		e = g->subs[s].sub[k];
+		if (e && e - 1 < g->nslots && g->slot_map[e - 1] == SLOT_GROUP)
+			dissolve_group(g, e - 1);
+		__atomic_store_n(&g->subs[s].sub[k], 0, __ATOMIC_SEQ_CST);
+	}
 	if (bpf_map_delete_elem(slots_fd(g), &map_id) && errno != ENOENT)
 		rs_warn("guard: map %u: cannot remove from the watch list: %s\n", map_id,
 			rs_strerror(-errno));
@@ -601,7 +777,7 @@ int rs_guard_slot_of(struct rs_guard *g, uint32_t map_id, uint32_t *slot)
 {
 	int s;
 
-	if (!g || !map_id)
+	if (!g || !map_id || map_id == SLOT_GROUP)
 		return -EINVAL;
 	s = find_slot(g, map_id);
 	if (s < 0)
@@ -620,9 +796,17 @@ int rs_guard_read(struct rs_guard *g, uint32_t slot, uint64_t *gen)
 
 int rs_guard_bump(struct rs_guard *g, uint32_t slot)
 {
+	uint32_t k, e;
+
 	if (!g || slot >= g->nslots)
 		return -EINVAL;
 	__atomic_fetch_add(&g->gen[slot], 1, __ATOMIC_SEQ_CST);
+	/* like the watcher: a map's slot also bumps its groups */
+	for (k = 0; k < RS_GUARD_MAX_SUBS; k++) {
+		e = __atomic_load_n(&g->subs[slot].sub[k], __ATOMIC_SEQ_CST);
+		if (e && e - 1 < g->nslots)
+			__atomic_fetch_add(&g->gen[e - 1], 1, __ATOMIC_SEQ_CST);
+	}
 	return 0;
 }
 

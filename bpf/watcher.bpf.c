@@ -9,8 +9,9 @@
  *   - BPF_MAP_UPDATE_ELEM, BPF_MAP_DELETE_ELEM, BPF_MAP_LOOKUP_AND_DELETE_ELEM,
  *     BPF_MAP_UPDATE_BATCH, BPF_MAP_DELETE_BATCH, BPF_MAP_LOOKUP_AND_DELETE_BATCH: the map fd
  *     is resolved to its id in the caller's fd table (bpf/fd_resolve.h); a watched id
- *     (rs_guard_slots: map id -> slot) gets rs_guard_gen[slot] atomically incremented, and
- *     every map gets its write count and time in rs_guard_churn (the profiler's churn).
+ *     (rs_guard_slots: map id -> slot) gets rs_guard_gen[slot] atomically incremented, then
+ *     every group slot listed in rs_guard_subs[slot] (a specialized program's single
+ *     "epoch" slot covering all the maps it relies on), and every map gets its write count and time in rs_guard_churn (the profiler's churn).
  *   - BPF_PROG_LOAD: every map the new program references (ld_imm64 by fd or through
  *     fd_array, and the fd_array[fd_array_cnt] maps newer kernels bind) bumps its slot: the
  *     new program may write it, which the snapshot's writer analysis has not seen.  Loads of
@@ -50,6 +51,15 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } rs_guard_slots SEC(".maps");
+
+/* Group slots each slot also bumps (watcher.h; mmap-able: user space edits entries). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, RS_GUARD_MAX_SLOTS);
+	__type(key, __u32);
+	__type(value, struct rs_guard_subs);
+} rs_guard_subs SEC(".maps");
 
 /* User-space writes per map id (every map, watched or not). */
 struct {
@@ -97,7 +107,8 @@ static __always_inline __u64 attr_u64(const void *uattr, __u32 size, __u32 off)
 static void bump_id(__u32 id)
 {
 	struct rs_guard_gens *gens;
-	__u32 *slot, s, zero = 0;
+	struct rs_guard_subs *subs;
+	__u32 *slot, s, e, i, zero = 0;
 
 	slot = bpf_map_lookup_elem(&rs_guard_slots, &id);
 	if (!slot)
@@ -108,6 +119,15 @@ static void bump_id(__u32 id)
 		return;
 	__sync_fetch_and_add(&gens->gen[s], 1);
 	__sync_fetch_and_add(&stat_bumps, 1);
+	/* then every group slot the map belongs to */
+	subs = bpf_map_lookup_elem(&rs_guard_subs, &s);
+	if (!subs)
+		return;
+	for (i = 0; i < RS_GUARD_MAX_SUBS; i++) {
+		e = *(volatile __u32 *)&subs->sub[i];
+		if (e && e - 1 < RS_GUARD_MAX_SLOTS)
+			__sync_fetch_and_add(&gens->gen[e - 1], 1);
+	}
 }
 
 static void count_write(__u32 id, __u64 n)

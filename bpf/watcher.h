@@ -23,6 +23,19 @@ struct rs_guard_gens {
 	__u64 gen[RS_GUARD_MAX_SLOTS];
 };
 
+/*
+ * Group slots ("epochs"): a specialized program that relies on several maps checks ONE slot
+ * that the watcher bumps whenever it bumps any of those maps' own slots.  rs_guard_subs[s] lists
+ * the group slots that map slot s also bumps, as slot + 1 (0: unused entry).  Each entry is a
+ * single aligned u32 written by user space through mmap, so the watcher reads a whole entry
+ * or nothing; user space waits for older commands (quiescence) after adding one.
+ */
+#define RS_GUARD_MAX_SUBS	8	/* groups a map can belong to */
+
+struct rs_guard_subs {
+	__u32 sub[RS_GUARD_MAX_SUBS];
+};
+
 /* User-space writes to one map, seen at syscall entry (value of rs_guard_churn, key map id). */
 struct rs_guard_churn_rec {
 	__u64 writes;		/* elements written: 1 per single-element command, batch count */

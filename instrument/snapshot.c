@@ -11,6 +11,12 @@
  * moved during the attempt it is repeated (a few times), else the snapshot is still correct
  * but would fall back at once.
  *
+ * Group ("epoch") slot: the maps the specializer may rely on (arrays, and hash maps / LPM tries
+ * the program does not update itself) are put in one guard group (rs_guard_group) right after
+ * they are watched, and their guard_slot / generation become the group's: the watcher bumps
+ * the group with any member, so the specialized program checks one generation at entry, not
+ * one per map.  When no group can be made the maps keep their own slots (still sound).
+ *
  * Contents: BPF_MAP_LOOKUP_BATCH for the hash and array families and LPM tries, else
  * get_next_key + lookup (devmaps, ...), per-index lookups for fd arrays (PROG_ARRAY,
  * ARRAY_OF_MAPS), whose empty slots a batch cannot skip.  Only reads: no map is ever written.
@@ -45,6 +51,7 @@ struct snap_ctx {
 	uint32_t *seen_ids;
 	uint32_t *seen_ext;		/* seen_cnt * map_cnt */
 	size_t seen_cnt;
+	bool grouped;			/* the group slot was tried */
 };
 
 static bool is_percpu(uint32_t type)
@@ -144,8 +151,20 @@ static int read_batch(struct snap_ctx *c, struct rs_map_snapshot *m, int fd, siz
 	}
 	m->complete = false;
 	for (;;) {
-		if (m->cnt >= c->limit)
-			break;			/* more may follow: incomplete */
+		if (m->cnt >= c->limit) {
+			/* exactly `limit` entries is complete: probe for one more (read into the
+			 * room after the last entry, not counted) */
+			if (first || grow(m, cap, m->cnt + 1))
+				break;
+			count = 1;
+			err = bpf_map_lookup_batch(fd, in, out, m->keys + m->cnt * m->key_size,
+						   m->values + m->cnt * m->value_stride, &count,
+						   NULL);
+			err = err ? -errno : 0;
+			m->complete = err == -ENOENT && count == 0;
+			err = 0;
+			break;			/* else more follow: incomplete */
+		}
 		if (chunk > c->limit - m->cnt)
 			chunk = c->limit - m->cnt;
 		err = grow(m, cap, m->cnt + chunk);
@@ -159,6 +178,10 @@ static int read_batch(struct snap_ctx *c, struct rs_map_snapshot *m, int fd, siz
 			chunk *= 2;		/* a hash bucket bigger than the chunk */
 			err = 0;
 			continue;
+		}
+		if (err == -ENOSPC && count == 0) {
+			err = 0;		/* the next bucket does not fit under the limit */
+			break;			/* incomplete */
 		}
 		if (err && err != -ENOENT) {
 			if (first && unsupported(err)) {
@@ -223,6 +246,10 @@ static int read_iter(struct snap_ctx *c, struct rs_map_snapshot *m, int fd, size
 		memcpy(m->keys + m->cnt * m->key_size, key, m->key_size);
 		m->cnt++;
 	}
+	/* stopped at the limit: complete when nothing follows the last key */
+	if (!err && !m->complete && m->cnt >= c->limit && have_prev &&
+	    bpf_map_get_next_key(fd, prev, key) && errno == ENOENT)
+		m->complete = true;
 	if (err && unsupported(err)) {
 		rs_debug("%s: map %u (%s): entries not readable from user space: %s\n", c->who,
 			 m->id, c->prog->maps[m->map_idx].name, rs_strerror(err));
@@ -540,6 +567,70 @@ static int watch_all(struct snap_ctx *c, struct rs_guard *g)
 	return 0;
 }
 
+/* May the specializer rely on this map's contents?  (mirrors optimizer/analysis.c coarsely:
+ * other maps would never be guarded, and would only invalidate the group needlessly) */
+static bool may_rely_on(const struct rs_prog *prog, const struct rs_map_snapshot *m)
+{
+	switch (m->type) {
+	case BPF_MAP_TYPE_ARRAY:
+	case BPF_MAP_TYPE_PERCPU_ARRAY:
+		return true;
+	case BPF_MAP_TYPE_HASH:
+	case BPF_MAP_TYPE_PERCPU_HASH:
+	case BPF_MAP_TYPE_LRU_HASH:
+	case BPF_MAP_TYPE_LRU_PERCPU_HASH:
+	case BPF_MAP_TYPE_LPM_TRIE:
+		return !(rs_prog_map_writes(prog, m->map_idx) & (RS_EXT_UPDATES | RS_EXT_UNKNOWN));
+	default:
+		return false;
+	}
+}
+
+/* One group slot for the maps the specializer may rely on (see the header comment). */
+static int group_maps(struct snap_ctx *c, struct rs_guard *g)
+{
+	struct rs_snapshot *s = c->snap;
+	uint32_t *ids, slot;
+	bool *member;
+	uint64_t gen;
+	size_t i, n = 0;
+	int err = -ENOMEM;
+
+	c->grouped = true;
+	ids = calloc(s->map_cnt, sizeof(*ids));
+	member = calloc(s->map_cnt, sizeof(*member));
+	if (!ids || !member)
+		goto out;
+	for (i = 0; i < s->map_cnt; i++) {
+		member[i] = s->maps[i].watched && may_rely_on(c->prog, &s->maps[i]);
+		if (member[i])
+			ids[n++] = s->maps[i].id;
+	}
+	err = 0;
+	if (n < 2)
+		goto out;
+	err = rs_guard_group(g, ids, n, &slot, &gen);
+	if (err == -ENOSPC || err == -EBUSY) {
+		rs_info("%s: no guard group (%s): %zu maps keep their own slots\n", c->who,
+			rs_strerror(err), n);
+		err = 0;
+		goto out;
+	}
+	if (err)
+		goto out;
+	for (i = 0; i < s->map_cnt; i++) {
+		if (!member[i])
+			continue;
+		s->maps[i].guard_slot = slot;
+		s->maps[i].generation = gen;
+	}
+	rs_debug("%s: %zu maps share guard slot %u\n", c->who, n, slot);
+out:
+	free(ids);
+	free(member);
+	return err;
+}
+
 /* Did any generation move since watch_all()? */
 static bool gens_moved(struct snap_ctx *c, struct rs_guard *g)
 {
@@ -613,6 +704,8 @@ int rs_snapshot_take_opts(const struct rs_prog *prog, const int *map_fds,
 	for (t = 0; t < tries; t++) {
 		if (g) {
 			err = watch_all(&c, g);
+			if (!err && !c.grouped)
+				err = group_maps(&c, g);
 			if (err)
 				goto out;
 		}

@@ -2,7 +2,8 @@
 /*
  * guard_compose.c - assemble the specialized program (DESIGN.md §3 "Guards"):
  *
- *     main:  for each guarded map m (slot s, generation g):
+ *     main:  for each distinct (slot s, generation g) of the guarded maps (the maps of a guard
+ *            group share one slot: instrument/snapshot.c):
  *                r2 = map[guard][0] + s*8       direct value load, BPF_PSEUDO_MAP_IDX_VALUE
  *                r2 = *(u64 *)(r2 +0)
  *                if r2 != g goto ORIG            (ld_imm64 r3 = g when g needs 64 bits)
@@ -71,6 +72,23 @@ static bool same_subprog(const struct rs_opt_ctx *ctx, const size_t *ss, const s
 	return true;
 }
 
+/* an earlier guarded map already checks the same slot and generation (a guard group: the
+ * watcher bumps one slot for all of its maps) */
+static bool same_check_before(const struct rs_opt_ctx *ctx, size_t m)
+{
+	const struct rs_map_snapshot *a = &ctx->snap->maps[m], *b;
+	size_t k;
+
+	for (k = 0; k < m; k++) {
+		if (!ctx->map_guarded[k])
+			continue;
+		b = &ctx->snap->maps[k];
+		if (b->guard_slot == a->guard_slot && b->generation == a->generation)
+			return true;
+	}
+	return false;
+}
+
 /* guard prologue; ORIG's final index `orig_at` is known in advance */
 static int emit_prologue(const struct rs_opt_ctx *ctx, struct bpf_insn *out, size_t *n,
 			 uint32_t guard_idx, size_t orig_at, bool far)
@@ -83,7 +101,7 @@ static int emit_prologue(const struct rs_opt_ctx *ctx, struct bpf_insn *out, siz
 		size_t c = 0, j;
 		uint64_t g;
 
-		if (!ctx->map_guarded[m])
+		if (!ctx->map_guarded[m] || same_check_before(ctx, m))
 			continue;
 		ms = &ctx->snap->maps[m];
 		g = ms->generation;

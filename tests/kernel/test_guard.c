@@ -7,7 +7,7 @@
  * writes) bumps its generation by the time the syscall returns, and a reader that sees the new
  * value never sees the old generation afterwards; loading a program that references the map (by
  * fd, through fd_array, or bound by fd_array_cnt) bumps it, unless the load comes from the agent's
- * own process; an unwatched map never bumps a slot; a program reads its slot with a direct value
+ * own process; an unwatched map never bumps a slot; a group slot moves with any of its maps; a program reads its slot with a direct value
  * load as a specialized program does; unwatch bumps and slots never go back; the quiescence wait
  * refuses while an older write is in flight; churn counts writes per map; a pinned watcher keeps
  * bumping after the agent closed it, a new agent takes the pins over, and unpin stops it.  End to
@@ -35,6 +35,7 @@
 #include <bpf/libbpf.h>
 
 #include "agent/agent.h"
+#include "bpf/watcher.h"
 #include "instrument/instrument.h"
 #include "optimizer/optimizer.h"
 
@@ -467,6 +468,138 @@ static void test_pinned(void **state)
 	close(a);
 }
 
+/*
+ * Group slots: one slot for a set of maps, bumped by the watcher with any member (writes and
+ * loads), by rs_guard_bump of a member's slot, reused for the same set, dissolved (bumped, then
+ * silent) when a member is unwatched; limits; a pinned group survives a new agent.
+ */
+static void groups(struct rs_guard *g)
+{
+	int a = new_hash("rs_gt_ga"), b = new_hash("rs_gt_gb"), c = new_hash("rs_gt_gc"), pfd;
+	uint32_t ids[3] = { map_id(a), map_id(b), map_id(c) }, rev[2] = { ids[1], ids[0] };
+	uint32_t sa, sb, sc, e, e2, e3, k = 1, i, many[RS_GUARD_MAX_SUBS + 1];
+	uint64_t g0, g1, ga, gx, v = 7;
+
+	assert_int_equal(rs_guard_group(g, ids, 2, &e, &g0), -ENOENT);	/* not watched */
+	assert_int_equal(rs_guard_watch(g, ids[0], &sa, NULL), 0);
+	assert_int_equal(rs_guard_watch(g, ids[1], &sb, NULL), 0);
+	assert_int_equal(rs_guard_watch(g, ids[2], &sc, NULL), 0);
+	assert_int_equal(rs_guard_group(g, ids, 2, &e, &g0), 0);
+	assert_true(e != sa && e != sb && e != sc);
+	/* same set in another order (and with a duplicate) -> same group */
+	assert_int_equal(rs_guard_group(g, rev, 2, &e2, &g1), 0);
+	assert_int_equal(e2, e);
+	assert_int_equal(g1, g0);
+	many[0] = ids[0], many[1] = ids[1], many[2] = ids[0];
+	assert_int_equal(rs_guard_group(g, many, 3, &e2, NULL), 0);
+	assert_int_equal(e2, e);
+	/* a subset is another group */
+	assert_int_equal(rs_guard_group(g, ids, 1, &e3, NULL), 0);
+	assert_true(e3 != e);
+
+	/* writes to either member bump the group, a non-member does not */
+	assert_int_equal(bpf_map_update_elem(a, &k, &v, BPF_ANY), 0);
+	g1 = gen_of(g, e);
+	assert_true(g1 > g0);
+	assert_int_equal(gen_from_prog(rs_guard_map_fd(g), e), (uint32_t)g1);
+	assert_int_equal(bpf_map_update_elem(b, &k, &v, BPF_ANY), 0);
+	assert_true(gen_of(g, e) > g1);
+	g1 = gen_of(g, e);
+	ga = gen_of(g, e3);
+	assert_int_equal(bpf_map_update_elem(c, &k, &v, BPF_ANY), 0);
+	assert_int_equal(gen_of(g, e), g1);
+	assert_int_equal(bpf_map_delete_elem(b, &k), 0);	/* b is not in group e3 */
+	assert_int_equal(gen_of(g, e3), ga);
+	g1 = gen_of(g, e);
+	/* a load referencing a member bumps it (own loads bump in this guard) */
+	pfd = load_referencing(b, true);
+	assert_true(pfd >= 0);
+	close(pfd);
+	assert_true(gen_of(g, e) > g1);
+	/* by hand through a member's slot, like the watcher */
+	g1 = gen_of(g, e);
+	assert_int_equal(rs_guard_bump(g, sa), 0);
+	assert_int_equal(gen_of(g, e), g1 + 1);
+	assert_int_equal(gen_of(g, e3), ga + 1);
+
+	/* a map in RS_GUARD_MAX_SUBS groups joins no more: a is in {a, b} and {a}; add {a, m} */
+	many[0] = ids[0];
+	for (i = 2; i < RS_GUARD_MAX_SUBS; i++) {
+		int fd = new_hash("rs_gt_gm");
+
+		many[i] = map_id(fd);
+		many[1] = many[i];
+		assert_int_equal(rs_guard_watch(g, many[i], NULL, NULL), 0);
+		assert_int_equal(rs_guard_group(g, many, 2, &e2, NULL), 0);
+		close(fd);		/* the id stays watched (its map is gone: no writes) */
+	}
+	assert_int_equal(rs_guard_group(g, ids, 3, &e2, NULL), -ENOSPC);
+	for (i = 2; i < RS_GUARD_MAX_SUBS; i++)
+		assert_int_equal(rs_guard_unwatch(g, many[i]), 0);
+	assert_int_equal(rs_guard_group(g, ids, 3, &e2, NULL), 0);
+
+	/* the last unwatch of a member dissolves its groups: bumped once, then silent */
+	g1 = gen_of(g, e);
+	ga = gen_of(g, e3);
+	assert_int_equal(rs_guard_unwatch(g, ids[0]), 0);
+	assert_true(gen_of(g, e) > g1);
+	assert_true(gen_of(g, e3) > ga);
+	g1 = gen_of(g, e);
+	assert_int_equal(bpf_map_update_elem(b, &k, &v, BPF_ANY), 0);
+	assert_int_equal(gen_of(g, e), g1);
+	/* a freed group slot may be reused: its generation never goes back */
+	assert_int_equal(rs_guard_group(g, &ids[1], 2, &e2, &gx), 0);
+	assert_true(e2 != e || gx >= g1);
+	assert_int_equal(rs_guard_unwatch(g, ids[1]), 0);
+	assert_int_equal(rs_guard_unwatch(g, ids[2]), 0);
+	close(a);
+	close(b);
+	close(c);
+}
+
+static void test_groups(void **state)
+{
+	struct rs_guard *g = open_guard(false, true);
+
+	(void)state;
+	groups(g);
+	rs_guard_close(g);
+	g = open_guard(true, true);
+	groups(g);
+	rs_guard_close(g);
+}
+
+/* A pinned group survives the agent: the next one finds it for the same maps. */
+static void test_pinned_group(void **state)
+{
+	RS_OPTS(rs_guard_opts, o, .pin_dir = pin_dir, .max_slots = 32);
+	struct rs_guard *g = NULL;
+	int a = new_hash("rs_gt_pga"), b = new_hash("rs_gt_pgb");
+	uint32_t ids[2] = { map_id(a), map_id(b) }, e, e2, k = 1;
+	uint64_t g0, g1, v = 3;
+
+	(void)state;
+	assert_int_equal(rs_guard_open(&o, &g), 0);
+	assert_int_equal(rs_guard_watch(g, ids[0], NULL, NULL), 0);
+	assert_int_equal(rs_guard_watch(g, ids[1], NULL, NULL), 0);
+	assert_int_equal(rs_guard_group(g, ids, 2, &e, &g0), 0);
+	rs_guard_close(g);
+	assert_int_equal(bpf_map_update_elem(b, &k, &v, BPF_ANY), 0);	/* nobody in user space */
+	assert_int_equal(rs_guard_open(&o, &g), 0);
+	g1 = gen_of(g, e);
+	assert_true(g1 > g0);
+	assert_int_equal(rs_guard_group(g, ids, 2, &e2, &g0), 0);
+	assert_int_equal(e2, e);
+	assert_int_equal(g0, g1);
+	assert_int_equal(rs_guard_unwatch(g, ids[1]), 0);		/* dissolved */
+	assert_true(gen_of(g, e) > g1);
+	assert_int_equal(rs_guard_unwatch(g, ids[0]), 0);
+	rs_guard_close(g);
+	assert_int_equal(rs_guard_unpin(pin_dir), 0);
+	close(a);
+	close(b);
+}
+
 /* Offline: the array without a watcher. */
 static void test_no_watcher(void **state)
 {
@@ -654,6 +787,8 @@ int main(void)
 		cmocka_unit_test(test_quiesce),
 		cmocka_unit_test(test_pinned),
 		cmocka_unit_test(test_no_watcher),
+		cmocka_unit_test(test_groups),
+		cmocka_unit_test(test_pinned_group),
 		cmocka_unit_test(test_specialized_fallback),
 	};
 

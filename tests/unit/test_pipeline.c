@@ -221,6 +221,55 @@ static void test_guard_shape(void **state)
 	rs_prog_free(&p);
 }
 
+/*
+ * Maps of a guard group share (slot, generation) in the snapshot (instrument/snapshot.c): the
+ * prologue checks each distinct pair once.  Maps 0 and 2 in a group, map 1 on its own slot:
+ * two checks; all three in the group: one check (one load, one compare).
+ */
+static void test_guard_group_once(void **state)
+{
+	struct rs_map_ref m = { .id = 11, .type = BPF_MAP_TYPE_ARRAY, .key_size = 4,
+				.value_size = 8, .max_entries = 4, .name = "more" };
+	struct rs_snapshot s;
+	struct rs_prog p, out;
+	struct tctx t;
+	uint32_t guarded;
+	long *pos;
+	int round;
+
+	(void)state;
+	mkprog(&p, lookup_prog, RS_ARRAY_SIZE(lookup_prog));
+	assert_int_equal(rs_prog_add_map(&p, &m), 1);
+	m.id = 12;
+	assert_int_equal(rs_prog_add_map(&p, &m), 2);
+	for (round = 0; round < 2; round++) {
+		size_t plen = round ? 4 : 8;
+
+		mksnap(&s, 3, 5, 9);
+		s.maps[2].guard_slot = s.maps[0].guard_slot;
+		if (round)
+			s.maps[1].guard_slot = s.maps[0].guard_slot;
+		ctx_init(&t, &p, &s);
+		rs_pass_depend_on_map(&t.ctx, 0);
+		rs_pass_depend_on_map(&t.ctx, 1);
+		rs_pass_depend_on_map(&t.ctx, 2);
+		rs_prog_init(&out);
+		assert_int_equal(rs_guard_compose(&t.ctx, &out, &guarded, &pos), 0);
+		check_valid(&out);
+		assert_int_equal(guarded, 3);
+		assert_int_equal(out.insn_cnt, plen + 2 * p.insn_cnt);
+		assert_int_equal(out.insns[1].imm, 5 * 8);
+		if (!round)
+			assert_int_equal(out.insns[5].imm, 6 * 8);
+		assert_int_equal(rs_insn_target(out.insns, plen - 1), (long)(plen + p.insn_cnt));
+		free(pos);
+		rs_prog_free(&out);
+		ctx_fini(&t);
+		rs_snapshot_free(&s);
+	}
+	rs_prog_free(&p);
+}
+
 /* subprogram k's instructions in p (ranges from the subprogram starts) */
 static void subprog_range(const struct rs_prog *p, size_t k, size_t *b, size_t *e)
 {
@@ -350,6 +399,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_nothing_specialized),
 		cmocka_unit_test(test_guard_shape),
+		cmocka_unit_test(test_guard_group_once),
 		cmocka_unit_test(test_guard_subprogs_random),
 		cmocka_unit_test(test_commit_tracks_indexes),
 	};
