@@ -35,12 +35,6 @@ static bool comparable(uint32_t type)
 	}
 }
 
-static bool percpu(uint32_t type)
-{
-	return type == BPF_MAP_TYPE_PERCPU_HASH || type == BPF_MAP_TYPE_PERCPU_ARRAY ||
-	       type == BPF_MAP_TYPE_LRU_PERCPU_HASH;
-}
-
 static size_t g_ksz;
 
 static int cmp_key(const void *x, const void *y)
@@ -50,15 +44,16 @@ static int cmp_key(const void *x, const void *y)
 
 static int dump_map(const struct rs_replay_map *m, struct dump *d)
 {
-	int ncpu = percpu(m->type) ? libbpf_num_possible_cpus() : 1;
+	int ncpu = rs_map_type_percpu(m->type) ? libbpf_num_possible_cpus() : 1;
 	uint8_t *key = NULL, *next = NULL;
 	bool first = true;
 	int err = 0;
 
 	memset(d, 0, sizeof(*d));
 	d->ksz = m->key_size;
-	d->vsz = percpu(m->type) ? (size_t)((m->value_size + 7) & ~7u) * (ncpu > 0 ? ncpu : 1)
-				 : m->value_size;
+	d->vsz = m->value_size;
+	if (rs_map_type_percpu(m->type))
+		d->vsz = (size_t)((m->value_size + 7) & ~7u) * (ncpu > 0 ? ncpu : 1);
 	key = calloc(1, d->ksz + 1);
 	next = calloc(1, d->ksz + 1);
 	if (!key || !next) {
@@ -99,7 +94,8 @@ out:
 static void apply_masks(const struct rs_replay_map *m, uint8_t *val, size_t vsz,
 			const struct rs_replay_opts *opts)
 {
-	size_t stride = percpu(m->type) ? (size_t)((m->value_size + 7) & ~7u) : m->value_size;
+	size_t stride = rs_map_type_percpu(m->type) ? (size_t)((m->value_size + 7) & ~7u)
+						    : m->value_size;
 	const struct rs_replay_mask *masks = RS_OPTS_GET(opts, masks, NULL);
 	size_t i, n = RS_OPTS_GET(opts, mask_cnt, 0), s;
 

@@ -250,12 +250,6 @@ int rs_scenario_update_at(const struct rs_scenario *sc, size_t i, double *at, bo
 
 /* ---- writing maps -------------------------------------------------------------------------- */
 
-static bool map_is_percpu(uint32_t type)
-{
-	return type == BPF_MAP_TYPE_PERCPU_HASH || type == BPF_MAP_TYPE_PERCPU_ARRAY ||
-	       type == BPF_MAP_TYPE_LRU_PERCPU_HASH || type == BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE;
-}
-
 static bool btf_type_is_array(const struct btf *btf, uint32_t id)
 {
 	const struct btf_type *t;
@@ -297,7 +291,7 @@ static int encode_value(const struct btf *btf, const struct rs_scenario_map *m, 
 	}
 	if (!v)
 		return 0;	/* sets: zero value */
-	if (!map_is_percpu(m->type))
+	if (!rs_map_type_percpu(m->type))
 		return rs_scenario_encode(btf, m->btf_value_type_id, v, buf, m->value_size, what);
 
 	ncpu = libbpf_num_possible_cpus();
@@ -334,7 +328,7 @@ static size_t value_buf_size(const struct rs_scenario_map *m)
 
 	if (m->type == BPF_MAP_TYPE_PROG_ARRAY)
 		return m->value_size > sizeof(int) ? m->value_size : sizeof(int);
-	if (!map_is_percpu(m->type))
+	if (!rs_map_type_percpu(m->type))
 		return m->value_size ? m->value_size : 1;
 	ncpu = libbpf_num_possible_cpus();
 	return ((m->value_size + 7) & ~7u) * (ncpu > 0 ? ncpu : 1);

@@ -1,7 +1,12 @@
 // SPDX-License-Identifier: BSD-2-Clause
-/* common.c - error strings and the logging callback shared by all respec libraries. */
+/*
+ * common.c - error strings, the logging callback and small helpers (hex decoding, map type
+ * classes) shared by all respec libraries.
+ */
 #include <stdio.h>
 #include <string.h>
+
+#include <linux/bpf.h>
 
 #include "optimizer/common.h"
 
@@ -75,4 +80,10 @@ long rs_hex_decode(const char *s, void *out, size_t max, char sep)
 			s++;
 	}
 	return (long)n;
+}
+
+bool rs_map_type_percpu(uint32_t type)
+{
+	return type == BPF_MAP_TYPE_PERCPU_HASH || type == BPF_MAP_TYPE_PERCPU_ARRAY ||
+	       type == BPF_MAP_TYPE_LRU_PERCPU_HASH || type == BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE;
 }

@@ -72,6 +72,10 @@ void rs_log(enum rs_log_level level, const char *fmt, ...) __attribute__((format
  */
 long rs_hex_decode(const char *s, void *out, size_t max, char sep);
 
+/* Per-CPU map types (enum bpf_map_type): user space sees one value per possible CPU, each
+ * rounded up to 8 bytes. */
+bool rs_map_type_percpu(uint32_t type);
+
 #define RS_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif /* RS_COMMON_H */
