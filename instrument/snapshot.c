@@ -54,12 +54,6 @@ struct snap_ctx {
 	bool grouped;			/* the group slot was tried */
 };
 
-static bool is_percpu(uint32_t type)
-{
-	return type == BPF_MAP_TYPE_PERCPU_ARRAY || type == BPF_MAP_TYPE_PERCPU_HASH ||
-	       type == BPF_MAP_TYPE_LRU_PERCPU_HASH || type == BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE;
-}
-
 enum read_how { READ_NONE, READ_BATCH, READ_ITER, READ_INDEX };
 
 static enum read_how read_strategy(uint32_t type)
@@ -510,7 +504,7 @@ static int describe(struct snap_ctx *c, size_t i, int fd)
 		m->frozen = false;
 	m->ncpus = 1;
 	m->value_stride = info.value_size;
-	if (is_percpu(info.type)) {
+	if (rs_map_type_percpu(info.type)) {
 		ncpus = libbpf_num_possible_cpus();
 		if (ncpus <= 0)
 			return ncpus < 0 ? ncpus : -EINVAL;

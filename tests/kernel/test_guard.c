@@ -38,6 +38,7 @@
 #include "bpf/watcher.h"
 #include "instrument/instrument.h"
 #include "optimizer/optimizer.h"
+#include "tests/kernel/ktest.h"
 
 #define LD_MAP(dst, src, imm0, imm1)						\
 	{ .code = BPF_LD | BPF_IMM | BPF_DW, .dst_reg = dst, .src_reg = src, .imm = imm0 }, \
@@ -747,21 +748,9 @@ static void test_specialized_fallback(void **state)
 	close(m);
 }
 
-static void log_fn(enum rs_log_level level, const char *fmt, va_list ap)
-{
-	if (level <= RS_LOG_INFO || getenv("RS_DEBUG"))
-		vfprintf(stderr, fmt, ap);
-}
-
 static int setup(void **state)
 {
 	(void)state;
-	rs_set_log_fn(log_fn);
-	rs_route_libbpf_log();
-	if (geteuid() != 0) {
-		fprintf(stderr, "SKIP: needs root for BPF\n");
-		exit(77);
-	}
 	snprintf(pin_dir, sizeof(pin_dir), "/sys/fs/bpf/rs-guard-test-%d", getpid());
 	return 0;
 }
@@ -791,6 +780,9 @@ int main(void)
 		cmocka_unit_test(test_pinned_group),
 		cmocka_unit_test(test_specialized_fallback),
 	};
+	int ret = ktest_start();
 
+	if (ret)
+		return ret;
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -29,6 +29,7 @@
 #include "agent/agent.h"
 #include "instrument/instrument.h"
 #include "optimizer/optimizer.h"
+#include "tests/kernel/ktest.h"
 
 #define LD_MAP(dst, src, imm0, imm1)						\
 	{ .code = BPF_LD | BPF_IMM | BPF_DW, .dst_reg = dst, .src_reg = src, .imm = imm0 }, \
@@ -570,21 +571,9 @@ static void test_samples(void **state)
 	snapshot_sample("firewall-xdp", "firewall/scenarios/firewall-100.json");
 }
 
-static void log_fn(enum rs_log_level level, const char *fmt, va_list ap)
-{
-	if (level <= RS_LOG_INFO || getenv("RS_DEBUG"))
-		vfprintf(stderr, fmt, ap);
-}
-
 static int setup(void **state)
 {
 	(void)state;
-	if (geteuid() != 0) {
-		fprintf(stderr, "SKIP: needs root for BPF\n");
-		exit(77);
-	}
-	rs_set_log_fn(log_fn);
-	rs_route_libbpf_log();
 	/* a network namespace of our own (gone with the process) for the devmap's lo */
 	if (unshare(CLONE_NEWNET)) {
 		perror("unshare(CLONE_NEWNET)");
@@ -602,6 +591,9 @@ int main(void)
 		cmocka_unit_test(test_guarded),
 		cmocka_unit_test(test_samples),
 	};
+	int ret = ktest_start();
 
+	if (ret)
+		return ret;
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
