@@ -51,7 +51,9 @@ static void test_empty(void **state)
 	t_free(&t);
 }
 
-static void test_empty_lpm(void **state)
+/* LPM key {prefixlen 32, addr = r1} at fp-8 looked up in map 0 (call at insn 6); returns
+ * *(u32 *)value or MISS_RET */
+static void prog_lpm4(struct tctx *t)
 {
 	const struct bpf_insn in[] = {
 		ST_MEM(BPF_W, 10, -8, 32),
@@ -66,6 +68,12 @@ static void test_empty_lpm(void **state)
 		LDX_MEM(BPF_W, 0, 0, 0),
 		EXIT(),
 	};
+
+	t_set_insns(t, in, RS_ARRAY_SIZE(in));
+}
+
+static void test_empty_lpm(void **state)
+{
 	uint64_t inputs[] = { 5, 0x0a000001 };
 	struct tctx t;
 	int m;
@@ -73,7 +81,7 @@ static void test_empty_lpm(void **state)
 	(void)state;
 	t_init(&t);
 	m = t_map(&t, BPF_MAP_TYPE_LPM_TRIE, 8, 4, 64, RS_MAP_STABLE_VALUES);
-	t_set_insns(&t, in, RS_ARRAY_SIZE(in));
+	prog_lpm4(&t);
 	t_site(&t, 6, (uint32_t)m, true, true, -8);
 	assert_int_equal(t_run(&t, &rs_pass_table_elim), 0);
 	assert_int_equal(t_count_lookups(&t.ctx.prog), 0);
@@ -156,19 +164,6 @@ static void test_refusals(void **state)
  * around every prefix boundary, and a shorter prefixlen in the key takes the real lookup */
 static void test_lpm_tree(void **state)
 {
-	const struct bpf_insn in[] = {
-		ST_MEM(BPF_W, 10, -8, 32),
-		STX_MEM(BPF_W, 10, 1, -4),
-		MOV64_REG(2, 10),
-		ALU64_IMM(BPF_ADD, 2, -8),
-		LD_IMM64_LO(1, BPF_PSEUDO_MAP_IDX, 0), LD_IMM64_HI(0),
-		CALL_HELPER(BPF_FUNC_map_lookup_elem),
-		JMP_IMM(BPF_JNE, 0, 0, 2),
-		MOV64_IMM(0, MISS_RET),
-		EXIT(),
-		LDX_MEM(BPF_W, 0, 0, 0),
-		EXIT(),
-	};
 	static const struct { uint8_t a[4]; uint32_t plen, v; } pfx[] = {
 		{ { 10, 0, 0, 0 }, 8, 1 }, { { 10, 1, 0, 0 }, 16, 2 }, { { 10, 1, 2, 0 }, 24, 3 },
 		{ { 192, 168, 0, 0 }, 16, 4 }, { { 255, 255, 255, 255 }, 32, 5 },
@@ -200,7 +195,7 @@ static void test_lpm_tree(void **state)
 		inputs[n++] = __builtin_bswap32(last + 1);
 	}
 	inputs[n++] = 0;
-	t_set_insns(&t, in, RS_ARRAY_SIZE(in));
+	prog_lpm4(&t);
 	t_site(&t, 6, (uint32_t)m, true, true, -8);
 	assert_int_equal(t_run(&t, &rs_pass_table_elim), 0);
 	assert_int_equal(t_remarks(&t, RS_REMARK_APPLIED), 1);
