@@ -75,6 +75,7 @@ extern const struct rs_pass rs_pass_map_fold;		/* map value folding */
 extern const struct rs_pass rs_pass_table_elim;		/* empty / small table elimination */
 extern const struct rs_pass rs_pass_hot_keys;		/* hot-key inlining */
 extern const struct rs_pass rs_pass_constprop;		/* constant propagation, branch folding */
+extern const struct rs_pass rs_pass_loop_unroll;	/* bpf_loop over a constant count inlined */
 extern const struct rs_pass rs_pass_dce;		/* dead code elimination */
 extern const struct rs_pass rs_pass_layout;		/* profile-guided block layout */
 

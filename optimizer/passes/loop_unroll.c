@@ -1,0 +1,624 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * loop_unroll.c - bpf_loop over a constant count becomes straight-line code: the callback is
+ * inlined once per iteration, with the iteration number as an immediate, and a lookup of the
+ * callback in a stable ARRAY keyed by that number becomes a pointer into the constant pool
+ * whose loads fold to immediates.  A rule walk ("first rule that matches", the firewall
+ * sample) then compares the packet against constants instead of calling the callback and
+ * loading every rule from the map.
+ *
+ *     r1 = N; r2 = &callback; r3 = fp + c; r4 = 0; call bpf_loop
+ * ->  [spill r6-r9 the callback writes and main still needs]
+ *     per k in 0..N-1:  r1 = k; r2 = fp + c; <callback body, its stack moved below main's,
+ *                       exits -> after the body>; if r0 == 0 goto next; r0 = k + 1; goto end
+ *     r0 = N
+ *     end: [fill r6-r9]
+ *
+ * bpf_loop's semantics are kept: callbacks run in order with (k, ctx), a non-zero return
+ * stops the walk, r0 is the number of iterations run.  The `r2 = &callback` load stays (the
+ * callback remains a subprogram, ORIG still calls it); dce drops what is dead.
+ *
+ * Preconditions: in the main program, r1 (a constant <= RS_UNROLL_MAX after constprop, e.g. a
+ * folded config value: its map is guarded already), r2 (pseudo func), r3 (frame pointer +
+ * constant) and r4 (0) are set in the call's basic block; the callback has no calls to
+ * subprograms, callbacks or tail calls, and every frame-pointer value it makes is tracked
+ * (r10-based accesses, `rX = r10; rX += imm` pointers used as bases or handed to helpers, not
+ * stored).  Its frame goes to the bottom of the 512-byte stack, under main's (estimated) depth.
+ * The lookup folding needs what map_fold (a) needs: ARRAY with STABLE_VALUES, the site's value
+ * read-only, and a key that is the callback's first argument stored on its stack before the
+ * call on the straight-line path from its entry.  Guards: the array's contents (the ORIG path
+ * keeps the real loop).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "optimizer/passes/mapsite.h"
+
+#define RS_UNROLL_MAX		256	/* iterations */
+#define RS_UNROLL_BUDGET	40000	/* instructions emitted per loop */
+#define FOLD_ROUNDS		8
+
+struct loop_site {
+	size_t call;			/* index of `call bpf_loop` */
+	uint32_t n;			/* iterations */
+	int32_t ctx_off;		/* r3 = fp + ctx_off */
+	size_t cb_start, cb_end;	/* callback subprogram range */
+};
+
+struct cb_info {
+	int32_t depth;			/* callback frame bytes (multiple of 8) */
+	rs_regmask_t writes;		/* registers it writes */
+	long lookup;			/* index (in the callback) of the foldable rules lookup, -1 */
+	uint32_t map_idx;
+	int32_t key_off;
+	size_t extra;			/* extra instructions per copy (rX = r10 -> 2) */
+};
+
+/* last instruction before `idx` that defines `reg`, in its block or up the chain of
+ * single-predecessor blocks; -1 if none */
+static long last_def(const struct rs_prog *p, const struct rs_cfg *cfg, size_t idx, int reg)
+{
+	int b = cfg->insn_bb[idx], hops = 0;
+	size_t i = idx;
+
+	for (;;) {
+		const struct rs_bb *bb = &cfg->bbs[b];
+
+		while (i > bb->start) {
+			i--;
+			if (cfg->insn_bb[i] < 0)
+				continue;
+			if (rs_insn_defs(&p->insns[i]) & (1u << reg))
+				return (long)i;
+		}
+		if (bb->pred_cnt != 1 || bb->preds[0] >= b || ++hops > 16)
+			return -1;
+		b = bb->preds[0];
+		i = cfg->bbs[b].end;
+	}
+}
+
+static bool mov_imm(const struct bpf_insn *in, int64_t *v)
+{
+	if (BPF_OP(in->code) != BPF_MOV || BPF_SRC(in->code) != BPF_K || in->off)
+		return false;
+	if (rs_insn_class(in) == BPF_ALU)
+		*v = (uint32_t)in->imm;
+	else if (rs_insn_class(in) == BPF_ALU64)
+		*v = in->imm;
+	else
+		return false;
+	return true;
+}
+
+/* r3 = fp + c at the call (`r3 = r10` then at most one `r3 += imm` in the block) */
+static bool fp_arg(const struct rs_prog *p, const struct rs_cfg *cfg, size_t call, int32_t *c)
+{
+	long d = last_def(p, cfg, call, 3);
+	const struct bpf_insn *in;
+
+	*c = 0;
+	if (d < 0)
+		return false;
+	in = &p->insns[d];
+	if (in->code == (BPF_ALU64 | BPF_ADD | BPF_K) && in->dst_reg == 3) {
+		*c = in->imm;
+		d = last_def(p, cfg, (size_t)d, 3);
+		if (d < 0)
+			return false;
+		in = &p->insns[d];
+	}
+	return in->code == (BPF_ALU64 | BPF_MOV | BPF_X) && in->dst_reg == 3 &&
+	       in->src_reg == RS_REG_FP && !in->off && *c < 0 && *c >= -512;
+}
+
+static int find_loop(const struct rs_opt_ctx *ctx, const struct rs_cfg *cfg, size_t call,
+		     struct loop_site *ls)
+{
+	const struct rs_prog *p = &ctx->prog;
+	long d1, d2, d4, sub;
+	int64_t n, f;
+	size_t k;
+
+	d1 = last_def(p, cfg, call, 1);
+	d2 = last_def(p, cfg, call, 2);
+	d4 = last_def(p, cfg, call, 4);
+	if (d1 < 0 || d2 < 0 || d4 < 0 || !mov_imm(&p->insns[d1], &n) ||
+	    !mov_imm(&p->insns[d4], &f) || f != 0 || !rs_insn_is_pseudo_func(&p->insns[d2]) ||
+	    p->insns[d2].dst_reg != 2 || !fp_arg(p, cfg, call, &ls->ctx_off))
+		return 0;
+	if (n < 0 || n > RS_UNROLL_MAX)
+		return 0;
+	ls->call = call;
+	ls->n = (uint32_t)n;
+	ls->cb_start = (size_t)rs_insn_target(p->insns, (size_t)d2);
+	sub = -1;
+	for (k = 0; k < cfg->subprog_cnt; k++)
+		if (cfg->subprogs[k].start == ls->cb_start)
+			sub = (long)k;
+	if (sub <= 0)
+		return 0;
+	ls->cb_end = (size_t)sub + 1 < cfg->subprog_cnt ? cfg->subprogs[sub + 1].start :
+							   p->insn_cnt;
+	return 1;
+}
+
+/* callback checks: calls, frame pointer tracking, registers written, the foldable lookup */
+static bool check_callback(const struct rs_opt_ctx *ctx, const struct loop_site *ls,
+			   struct cb_info *ci)
+{
+	const struct rs_prog *p = &ctx->prog;
+	bool known[RS_MAX_REG] = {}, fpreg[RS_MAX_REG] = {}, straight = true, key_stored = false;
+	int64_t val[RS_MAX_REG] = {}, deepest = 0;
+	bool r1_arg = true;
+	int32_t key_off = 0;
+	size_t i;
+
+	memset(ci, 0, sizeof(*ci));
+	ci->lookup = -1;
+	for (i = ls->cb_start; i < ls->cb_end; i += rs_insn_width(&p->insns[i])) {
+		const struct bpf_insn *in = &p->insns[i];
+		uint8_t cls = rs_insn_class(in), base = 0xff;
+		int64_t lo;
+		int r;
+
+		known[RS_REG_FP] = fpreg[RS_REG_FP] = true;
+		val[RS_REG_FP] = 0;
+		ci->writes |= rs_insn_defs(in);
+		if (rs_insn_is_pseudo_call(in) || rs_insn_is_pseudo_func(in) ||
+		    rs_insn_is_tail_call(in) || rs_insn_is_kfunc_call(in))
+			return false;
+		if (cls == BPF_LDX)
+			base = in->src_reg;
+		else if (cls == BPF_ST || cls == BPF_STX)
+			base = in->dst_reg;
+		if (cls == BPF_LD && !rs_insn_is_ldimm64(in))
+			return false;		/* legacy packet loads */
+		if (base < RS_MAX_REG && fpreg[base]) {
+			if (!known[base])
+				return false;
+			lo = val[base] + in->off;
+			if (-lo > deepest)
+				deepest = -lo;
+		}
+		/* a frame pointer stored anywhere: cannot follow it */
+		if (cls == BPF_STX && in->src_reg < RS_MAX_REG && fpreg[in->src_reg])
+			return false;
+		if (rs_insn_is_helper_call(in)) {
+			for (r = 1; r <= 5; r++)
+				if (fpreg[r] && known[r] && -val[r] > deepest)
+					deepest = -val[r];
+				else if (fpreg[r] && !known[r])
+					return false;
+			if (in->imm == BPF_FUNC_map_lookup_elem && straight && ci->lookup < 0 &&
+			    key_stored && known[2] && fpreg[2] && val[2] == key_off) {
+				ci->lookup = (long)(i - ls->cb_start);
+				ci->key_off = key_off;
+			}
+		}
+		if (rs_insn_is_jmp(in) || rs_insn_is_exit(in))
+			straight = false;
+		/* the key: r1 (the iteration) stored as a u32 while r1 is still the argument */
+		if (in->code == (BPF_STX | BPF_MEM | BPF_W) && in->dst_reg == RS_REG_FP &&
+		    in->src_reg == 1 && r1_arg && straight && !key_stored) {
+			key_stored = true;
+			key_off = in->off;
+		} else if (key_stored && ci->lookup < 0 && base == RS_REG_FP &&
+			   (cls == BPF_ST || cls == BPF_STX) && in->off > key_off - 8 &&
+			   in->off < key_off + 4) {
+			key_stored = false;	/* overwritten */
+		}
+		if (rs_insn_defs(in) & (1u << 1))
+			r1_arg = false;
+		/* frame pointer values */
+		if (cls == BPF_ALU64 && BPF_OP(in->code) == BPF_MOV && BPF_SRC(in->code) == BPF_X &&
+		    !in->off && in->src_reg < RS_MAX_REG && fpreg[in->src_reg]) {
+			fpreg[in->dst_reg] = true;
+			known[in->dst_reg] = known[in->src_reg];
+			val[in->dst_reg] = val[in->src_reg];
+			if (in->src_reg == RS_REG_FP)
+				ci->extra++;
+			continue;
+		}
+		if (in->code == (BPF_ALU64 | BPF_ADD | BPF_K) && fpreg[in->dst_reg]) {
+			val[in->dst_reg] += in->imm;
+			continue;
+		}
+		if (rs_insn_defs(in) & (1u << RS_REG_FP))
+			return false;
+		if (cls == BPF_ALU || cls == BPF_ALU64) {
+			rs_regmask_t fpm = 0;
+
+			for (r = 0; r < RS_MAX_REG; r++)
+				if (fpreg[r])
+					fpm |= 1u << r;
+			if (rs_insn_uses(in) & fpm)
+				return false;	/* other arithmetic on a frame pointer */
+		}
+		for (r = 0; r < RS_REG_FP; r++)
+			if ((rs_insn_defs(in) & (1u << r)) && fpreg[r] &&
+			    !(rs_insn_is_call(in) && r >= 1 && r <= 5)) {
+				if (rs_insn_uses(in) & (1u << r))
+					return false;	/* arithmetic on a frame pointer */
+				fpreg[r] = known[r] = false;
+			}
+		if (rs_insn_is_call(in))
+			for (r = 0; r <= 5; r++)
+				fpreg[r] = known[r] = false;
+	}
+	ci->depth = (int32_t)((deepest + 7) & ~7);
+	ci->writes &= (1u << 6) | (1u << 7) | (1u << 8) | (1u << 9);
+	return deepest <= 512;
+}
+
+static void emit(struct bpf_insn *out, long *tg, size_t *n, struct bpf_insn in, long t)
+{
+	out[*n] = in;
+	tg[*n] = t;
+	(*n)++;
+}
+
+/*
+ * The unrolled sequence replacing the call.  pool_at[k] gets the position (in the sequence)
+ * of copy k's pool pointer, -1 when the lookup was not folded.
+ */
+static int build(struct rs_opt_ctx *ctx, const struct loop_site *ls, const struct cb_info *ci,
+		 int32_t base, rs_regmask_t saves, struct bpf_insn **outp, long **tgp,
+		 size_t *cntp, const uint8_t **vals)
+{
+	const struct rs_prog *p = &ctx->prog;
+	size_t cb_len = ls->cb_end - ls->cb_start, per = cb_len + ci->extra + 8, cap, n = 0, i, k;
+	size_t *pos = NULL, end_jumps = 0, *ends = NULL;
+	struct bpf_insn *out;
+	int32_t save_off = base + ci->depth;
+	long *tg;
+	int r, s;
+	int err = -ENOMEM;
+
+	cap = 16 + (size_t)ls->n * per;
+	out = calloc(cap, sizeof(*out));
+	tg = calloc(cap, sizeof(*tg));
+	pos = calloc(cb_len + 1, sizeof(*pos));
+	ends = calloc(ls->n + 1, sizeof(*ends));
+	if (!out || !tg || !pos || !ends)
+		goto fail;
+	for (r = 6, s = 0; r <= 9; r++)
+		if (saves & (1u << r))
+			emit(out, tg, &n, (struct bpf_insn){ .code = BPF_STX | BPF_MEM | BPF_DW,
+				.dst_reg = RS_REG_FP, .src_reg = (uint8_t)r,
+				.off = (int16_t)(-(save_off + 8 * ++s)) }, -2);
+	for (k = 0; k < ls->n; k++) {
+		size_t body;
+
+		if (n + per > cap)
+			goto bad;
+		emit(out, tg, &n, (struct bpf_insn){ .code = BPF_ALU64 | BPF_MOV | BPF_K,
+						     .dst_reg = 1, .imm = (int32_t)k }, -2);
+		emit(out, tg, &n, (struct bpf_insn){ .code = BPF_ALU64 | BPF_MOV | BPF_X,
+						     .dst_reg = 2, .src_reg = RS_REG_FP }, -2);
+		emit(out, tg, &n, (struct bpf_insn){ .code = BPF_ALU64 | BPF_ADD | BPF_K,
+						     .dst_reg = 2, .imm = ls->ctx_off }, -2);
+		body = n;
+		/* first pass: positions */
+		for (i = 0; i < cb_len; i++) {
+			const struct bpf_insn *in = &p->insns[ls->cb_start + i];
+
+			pos[i] = body;
+			if (rs_insn_class(in) == BPF_ALU64 && BPF_OP(in->code) == BPF_MOV &&
+			    BPF_SRC(in->code) == BPF_X && in->src_reg == RS_REG_FP)
+				body += 2;
+			else if (vals && (long)i == ci->lookup)
+				body += 2;
+			else
+				body += 1;
+		}
+		pos[cb_len] = body;
+		for (i = 0; i < cb_len; i++) {
+			struct bpf_insn in = p->insns[ls->cb_start + i];
+			uint8_t cls = rs_insn_class(&in);
+
+			if (rs_insn_is_ldimm64(&in)) {
+				emit(out, tg, &n, in, -2);
+				emit(out, tg, &n, p->insns[ls->cb_start + i + 1], -2);
+				pos[i + 1] = pos[i] + 1;
+				i++;
+				continue;
+			}
+			if (vals && (long)i == ci->lookup) {
+				int pool;
+				uint32_t off;
+
+				if (!vals[k]) {	/* out of range: not found */
+					emit(out, tg, &n, (struct bpf_insn){ .code = BPF_ALU64 |
+						BPF_MOV | BPF_K }, -2);
+					emit(out, tg, &n, (struct bpf_insn){ .code = BPF_JMP |
+						BPF_JA }, -2);	/* ja +0: keeps the positions */
+					continue;
+				}
+				err = rs_pool_add(ctx, vals[k], ctx->orig->maps[ci->map_idx].value_size,
+						  &pool, &off);
+				if (err)
+					goto fail;
+				emit(out, tg, &n, (struct bpf_insn){ .code = BPF_LD | BPF_DW | BPF_IMM,
+					.src_reg = BPF_PSEUDO_MAP_IDX_VALUE, .imm = pool }, -2);
+				emit(out, tg, &n, (struct bpf_insn){ .imm = (int32_t)off }, -2);
+				continue;
+			}
+			if ((cls == BPF_LDX && in.src_reg == RS_REG_FP) ||
+			    ((cls == BPF_ST || cls == BPF_STX) && in.dst_reg == RS_REG_FP))
+				in.off = (int16_t)(in.off - base);
+			if (cls == BPF_ALU64 && BPF_OP(in.code) == BPF_MOV &&
+			    BPF_SRC(in.code) == BPF_X && in.src_reg == RS_REG_FP) {
+				emit(out, tg, &n, in, -2);
+				emit(out, tg, &n, (struct bpf_insn){ .code = BPF_ALU64 | BPF_ADD |
+					BPF_K, .dst_reg = in.dst_reg, .imm = -base }, -2);
+				continue;
+			}
+			if (rs_insn_is_exit(&in)) {	/* -> after the body */
+				in = (struct bpf_insn){ .code = BPF_JMP | BPF_JA,
+					.off = (int16_t)(pos[cb_len] - n - 1) };
+			} else if (rs_insn_is_jmp(&in)) {
+				long t = rs_insn_target(p->insns, ls->cb_start + i);
+
+				if (t < (long)ls->cb_start || t >= (long)ls->cb_end)
+					goto bad;
+				if (rs_insn_class(&in) == BPF_JMP32 && BPF_OP(in.code) == BPF_JA)
+					in.imm = (int32_t)(pos[t - ls->cb_start] - n - 1);
+				else
+					in.off = (int16_t)(pos[t - ls->cb_start] - n - 1);
+			}
+			emit(out, tg, &n, in, -2);
+		}
+		/* if r0 == 0 goto next; r0 = k + 1; goto end */
+		emit(out, tg, &n, (struct bpf_insn){ .code = BPF_JMP | BPF_JEQ | BPF_K,
+						     .dst_reg = 0, .off = 2 }, -2);
+		emit(out, tg, &n, (struct bpf_insn){ .code = BPF_ALU64 | BPF_MOV | BPF_K,
+						     .dst_reg = 0, .imm = (int32_t)(k + 1) }, -2);
+		ends[end_jumps++] = n;
+		emit(out, tg, &n, (struct bpf_insn){ .code = BPF_JMP | BPF_JA }, -2);
+	}
+	emit(out, tg, &n, (struct bpf_insn){ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = 0,
+					     .imm = (int32_t)ls->n }, -2);
+	for (i = 0; i < end_jumps; i++) {
+		if (n - ends[i] - 1 > INT16_MAX)
+			goto bad;
+		out[ends[i]].off = (int16_t)(n - ends[i] - 1);
+	}
+	for (r = 6, s = 0; r <= 9; r++)
+		if (saves & (1u << r))
+			emit(out, tg, &n, (struct bpf_insn){ .code = BPF_LDX | BPF_MEM | BPF_DW,
+				.dst_reg = (uint8_t)r, .src_reg = RS_REG_FP,
+				.off = (int16_t)(-(save_off + 8 * ++s)) }, -2);
+	for (i = 0; i < n; i++)
+		tg[i] = RS_TARGET_LOCAL;	/* every branch is inside the sequence */
+	*outp = out;
+	*tgp = tg;
+	*cntp = n;
+	free(pos);
+	free(ends);
+	return 0;
+bad:
+	err = -E2BIG;
+fail:
+	free(out);
+	free(tg);
+	free(pos);
+	free(ends);
+	return err;
+}
+
+/* Loads through constant-pool pointers in main become immediates (rs_fold_uses), repeated
+ * with constprop so branches it decides open longer straight paths. */
+static int fold_pool(struct rs_opt_ctx *ctx, int pool)
+{
+	int round, err = 0;
+
+	for (round = 0; round < FOLD_ROUNDS; round++) {
+		const struct rs_map_ref *pm = &ctx->prog.maps[pool];
+		struct rs_edit *e;
+		struct rs_cfg cfg;
+		bool *touched;
+		size_t i, end, folds = 0;
+
+		memset(&cfg, 0, sizeof(cfg));
+		err = rs_cfg_build_prog(&ctx->prog, &cfg);
+		if (err)
+			return err;
+		end = cfg.subprog_cnt > 1 ? cfg.subprogs[1].start : ctx->prog.insn_cnt;
+		e = rs_edit_new(&ctx->prog);
+		touched = calloc(ctx->prog.insn_cnt + 1, sizeof(*touched));
+		if (!e || !touched) {
+			rs_edit_free(e);
+			free(touched);
+			rs_cfg_free(&cfg);
+			return -ENOMEM;
+		}
+		for (i = 0; i < end && !err; i += rs_insn_width(&ctx->prog.insns[i])) {
+			const struct bpf_insn *in = &ctx->prog.insns[i];
+			uint32_t off;
+
+			if (!rs_insn_is_ldimm64(in) || in->src_reg != BPF_PSEUDO_MAP_IDX_VALUE ||
+			    in->imm != pool || ctx->orig_idx[i] >= 0 || touched[i])
+				continue;
+			off = (uint32_t)in[1].imm;
+			if (!pm->init_value || off >= pm->value_size)
+				continue;
+			err = rs_fold_uses(&ctx->prog, &cfg, e, i, in->dst_reg, true,
+					   pm->init_value + off, pm->value_size - off, 0, &folds,
+					   touched);
+		}
+		free(touched);
+		rs_cfg_free(&cfg);
+		if (err || !folds) {
+			rs_edit_free(e);
+			return err;
+		}
+		err = rs_pass_commit(ctx, e);
+		if (!err)
+			err = rs_pass_constprop.run(ctx);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int unroll_one(struct rs_opt_ctx *ctx, const struct rs_cfg *cfg, const struct loop_site *ls,
+		      rs_regmask_t live_after, int *pool_out)
+{
+	const struct rs_prog *p = &ctx->prog;
+	const struct rs_site_fact *sf = NULL;
+	const struct rs_map_fact *mf;
+	const uint8_t **vals = NULL;
+	struct bpf_insn *seq = NULL, before[1];
+	struct cb_info ci;
+	struct rs_edit *e = NULL;
+	rs_regmask_t saves;
+	int32_t main_depth, base;
+	long *tg = NULL;
+	size_t cnt = 0, k, nsave = 0;
+	char why[160], assume[256];
+	int err, r;
+
+	if (!check_callback(ctx, ls, &ci))
+		return rs_pass_remark(ctx, RS_REMARK_MISSED, ctx->orig_idx[ls->call], -1, NULL, 0,
+				      NULL, 0, NULL, "bpf_loop: callback at insn %zu cannot be "
+				      "inlined (calls, or frame pointers it cannot follow)",
+				      ls->cb_start);
+	saves = ci.writes & live_after;
+	for (r = 6; r <= 9; r++)
+		nsave += !!(saves & (1u << r));
+	main_depth = (int32_t)rs_prog_main_stack_depth(p);
+	/* callback frame and spills right under main's frame (the verifier counts a callback's
+	 * frame on top of its caller's, so the total stays what it was, plus the spills) */
+	base = (main_depth + 7) & ~7;
+	if (base + ci.depth + 8 * (int32_t)nsave > 512 ||
+	    (size_t)ls->n * (ls->cb_end - ls->cb_start + 8) >
+	    RS_UNROLL_BUDGET)
+		return rs_pass_remark(ctx, RS_REMARK_MISSED, ctx->orig_idx[ls->call], -1, NULL, 0,
+				      NULL, 0, NULL, "bpf_loop: %u iterations of %zu insns, stack "
+				      "%d + %d bytes: too big to unroll", ls->n,
+				      ls->cb_end - ls->cb_start, main_depth,
+				      ci.depth + 8 * (int)nsave);
+	/* base: how far down the callback's frame moves (its fp is main's fp - base) */
+	if (ci.lookup >= 0)
+		sf = rs_pass_site_fact(ctx, ctx->orig_idx[ls->cb_start + ci.lookup]);
+	if (sf) {
+		ci.map_idx = sf->map_idx;
+		mf = rs_pass_map_fact(ctx, sf->map_idx);
+		if (ctx->orig->maps[sf->map_idx].type != BPF_MAP_TYPE_ARRAY || !mf ||
+		    mf->level != RS_MAP_STABLE_VALUES || !sf->value_read_only || !sf->key_known ||
+		    sf->key_fp_off != ci.key_off || sf->map_idx >= ctx->snap->map_cnt)
+			sf = NULL;
+	}
+	if (sf) {
+		vals = calloc(ls->n + 1, sizeof(*vals));
+		if (!vals)
+			return -ENOMEM;
+		for (k = 0; k < ls->n && sf; k++) {
+			uint32_t key = (uint32_t)k;
+
+			if (!rs_snap_value(&ctx->snap->maps[sf->map_idx], (const uint8_t *)&key,
+					   &vals[k], why, sizeof(why)))
+				sf = NULL;
+		}
+		if (!sf) {
+			free(vals);
+			vals = NULL;
+		}
+	}
+	err = build(ctx, ls, &ci, base, saves, &seq, &tg, &cnt, vals);
+	if (err == -E2BIG) {
+		free(vals);
+		return rs_pass_remark(ctx, RS_REMARK_MISSED, ctx->orig_idx[ls->call], -1, NULL, 0,
+				      NULL, 0, NULL, "bpf_loop: unrolled code out of branch range");
+	}
+	if (err)
+		goto out;
+	before[0] = p->insns[ls->call];
+	e = rs_edit_new(p);
+	if (!e) {
+		err = -ENOMEM;
+		goto out;
+	}
+	err = rs_edit_replace(e, ls->call, 1, seq, tg, cnt);
+	if (err)
+		goto out;
+	err = rs_pass_commit(ctx, e);
+	e = NULL;
+	if (err)
+		goto out;
+	if (vals) {
+		rs_pass_depend_on_map(ctx, ci.map_idx);
+		*pool_out = -1;
+		for (k = 0; k < ctx->prog.map_cnt; k++)
+			if (!strcmp(ctx->prog.maps[k].name, RS_POOL_NAME))
+				*pool_out = (int)k;
+	}
+	snprintf(assume, sizeof(assume), "%u iterations (count constant%s)%s%s%s", ls->n,
+		 " from folded map values", vals ? "; " : "",
+		 vals ? ctx->orig->maps[ci.map_idx].name : "",
+		 vals ? " values stable (guarded), key = iteration" : "");
+	err = rs_pass_remark(ctx, RS_REMARK_APPLIED, ctx->orig_idx[ls->call] >= 0 ?
+			     ctx->orig_idx[ls->call] : -1, vals ? (int)ci.map_idx : -1, before, 1,
+			     NULL, 0, assume, "bpf_loop unrolled: callback (%zu insns) inlined "
+			     "%u times%s, %zu insns", ls->cb_end - ls->cb_start, ls->n,
+			     vals ? ", its array lookup folded to pool pointers" : "", cnt);
+out:
+	rs_edit_free(e);
+	free(seq);
+	free(tg);
+	free(vals);
+	return err;
+}
+
+static int loop_unroll_run(struct rs_opt_ctx *ctx)
+{
+	struct rs_cfg cfg;
+	rs_regmask_t *live = NULL;
+	struct loop_site ls;
+	size_t i, end;
+	bool dce_done = false;
+	int err, pool = -1;
+
+	memset(&cfg, 0, sizeof(cfg));
+	err = rs_cfg_build_prog(&ctx->prog, &cfg);
+	if (err)
+		return err;
+restart:
+	end = cfg.subprog_cnt > 1 ? cfg.subprogs[1].start : ctx->prog.insn_cnt;
+	for (i = 0; i < end; i += rs_insn_width(&ctx->prog.insns[i])) {
+		const struct bpf_insn *in = &ctx->prog.insns[i];
+
+		if (!rs_insn_is_helper_call(in) || in->imm != BPF_FUNC_loop || cfg.insn_bb[i] < 0)
+			continue;
+		if (!dce_done) {
+			/* branches constprop decided leave dead blocks that split the path to
+			 * the call: drop them first, then look again */
+			dce_done = true;
+			rs_cfg_free(&cfg);
+			err = rs_pass_dce.run(ctx);
+			if (!err)
+				err = rs_cfg_build_prog(&ctx->prog, &cfg);
+			if (err)
+				return err;
+			goto restart;
+		}
+		if (!find_loop(ctx, &cfg, i, &ls))
+			continue;
+		err = rs_liveness(&cfg, ctx->prog.insns, &live);
+		if (err)
+			break;
+		/* one loop per run: the program changes under the indexes */
+		err = unroll_one(ctx, &cfg, &ls, i + 1 < cfg.insn_cnt ? live[i + 1] : 0, &pool);
+		break;
+	}
+	free(live);
+	rs_cfg_free(&cfg);
+	if (!err && pool >= 0)
+		err = fold_pool(ctx, pool);
+	return err;
+}
+
+const struct rs_pass rs_pass_loop_unroll = { "loop_unroll", loop_unroll_run };
