@@ -46,7 +46,9 @@ for p in ("high", "shift"):
     assert rows[("nosuchsample", p)]["status"].startswith("skipped"), rows
 PY
 grep -q "| floor | high |" "$L/results.md" || fail "results.md has no floor row"
-[ "$(ls "$TMP/results/traces/"*.pcap | wc -l)" -eq 2 ] || fail "traces not cached"
+# one evaluation trace (seed 1) and one training trace (seed 1001) per profile
+[ "$(ls "$TMP/results/traces/"*-s1-*.pcap | wc -l)" -eq 2 ] &&
+	[ "$(ls "$TMP/results/traces/"*-s1001-*.pcap | wc -l)" -eq 2 ] || fail "traces not cached"
 pass "matrix measured, results written"
 
 first=$(readlink "$L")
