@@ -433,11 +433,25 @@ static void profile_done(struct rs_agent_point *p, uint64_t now)
 		json_t *sites = json_array();
 		size_t i;
 
-		for (i = 0; i < p->prof.site_cnt; i++)
-			json_array_append_new(sites, json_pack("{s:I,s:I,s:I}", "insn",
-				(json_int_t)p->prof.sites[i].insn, "lookups",
-				(json_int_t)p->prof.sites[i].lookups, "hot_keys",
-				(json_int_t)p->prof.sites[i].key_cnt));
+		for (i = 0; i < p->prof.site_cnt; i++) {
+			const struct rs_site_profile *sp = &p->prof.sites[i];
+			json_t *top = json_array();
+			char hex[2 * 64 + 1];
+			size_t k, b;
+
+			for (k = 0; k < sp->key_cnt && k < 3; k++) {
+				for (b = 0; b < sp->key_size && b < 64; b++)
+					snprintf(hex + 2 * b, 3, "%02x", sp->keys[k * sp->key_size + b]);
+				hex[2 * b] = 0;
+				json_array_append_new(top, json_pack("{s:s,s:f}", "key", hex, "share",
+						      rs_site_key_share(sp, k)));
+			}
+			json_array_append_new(sites, json_pack("{s:I,s:s,s:I,s:I,s:o}", "insn",
+				(json_int_t)sp->insn, "map", sp->map_idx < p->orig.map_cnt ?
+				p->orig.maps[sp->map_idx].name : "?", "lookups",
+				(json_int_t)sp->lookups, "hot_keys", (json_int_t)sp->key_cnt, "top",
+				top));
+		}
 		event(p, "profile", json_pack("{s:I,s:I,s:f,s:o,s:I,s:I}", "packets",
 					      (json_int_t)p->prof.packets, "sample_rate",
 					      (json_int_t)p->prof.sample_rate, "window_s",
