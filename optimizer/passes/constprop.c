@@ -243,6 +243,15 @@ static struct cval alu_val(const struct bpf_insn *in, const struct cstate *s)
 			r.k = C_CONST;
 		return r;
 	}
+	/* x & 0 == x * 0 == 0 whatever x is (the verifier refuses both on pointers, so x is
+	 * a scalar): a rule whose mask is zero matches every address without a load */
+	if (op == BPF_AND || op == BPF_MUL) {
+		uint64_t mask = is64 ? ~0ull : 0xffffffffull;
+
+		if ((d->k == C_CONST && !(d->v & mask)) ||
+		    ((!x || sv->k == C_CONST) && !(src & mask)))
+			return (struct cval){ C_CONST, 0 };
+	}
 	if (d->k == C_CONST && (!x || sv->k == C_CONST) && alu(in, d->v, src, &r.v))
 		r.k = C_CONST;
 	return r;

@@ -2,8 +2,9 @@
 /*
  * loop_unroll.c - bpf_loop over a constant count becomes straight-line code: the callback is
  * inlined once per iteration, with the iteration number as an immediate, and a lookup of the
- * callback in a stable ARRAY keyed by that number becomes a pointer into the constant pool
- * whose loads fold to immediates.  A rule walk ("first rule that matches", the firewall
+ * callback in a stable ARRAY keyed by that number becomes a pointer into the constant pool,
+ * and every load that reads the value on all paths (a must-analysis of the registers holding
+ * the pointer over the callback's CFG) becomes an immediate of that iteration's entry.  A rule walk ("first rule that matches", the firewall
  * sample) then compares the packet against constants instead of calling the callback and
  * loading every rule from the map.
  *
@@ -38,7 +39,6 @@
 
 #define RS_UNROLL_MAX		256	/* iterations */
 #define RS_UNROLL_BUDGET	40000	/* instructions emitted per loop */
-#define FOLD_ROUNDS		8
 
 struct loop_site {
 	size_t call;			/* index of `call bpf_loop` */
@@ -253,6 +253,81 @@ static bool check_callback(const struct rs_opt_ctx *ctx, const struct loop_site 
 	return deepest <= 512;
 }
 
+/* registers holding the looked-up value pointer after instruction j (see value_loads) */
+static rs_regmask_t held_step(const struct bpf_insn *in, size_t j, long lookup, rs_regmask_t h)
+{
+	if ((long)j == lookup)
+		return 1u << 0;
+	if (rs_insn_is_call(in))
+		return h & ~(rs_regmask_t)0x3f;
+	if (in->code == (BPF_ALU64 | BPF_MOV | BPF_X) && !in->off) {
+		if (h & (1u << in->src_reg))
+			return h | (1u << in->dst_reg);
+		return h & ~(1u << in->dst_reg);
+	}
+	return h & ~rs_insn_defs(in);
+}
+
+/*
+ * Loads of the callback that read the looked-up value: held[i] = registers that hold the
+ * lookup's value pointer on EVERY path to callback instruction i (a must-analysis over the
+ * callback's CFG: the call defines r0, 64-bit register copies propagate it, any other write
+ * kills).  An LDX (BPF_MEM) at i whose base is in held[i] reads the value at a known offset.
+ */
+static int value_loads(const struct rs_prog *p, const struct loop_site *ls, long lookup,
+		       rs_regmask_t **heldp)
+{
+	size_t len = ls->cb_end - ls->cb_start, b, k, j;
+	const struct bpf_insn *ins = &p->insns[ls->cb_start];
+	rs_regmask_t *out, *held, all = (1u << RS_MAX_REG) - 1;
+	struct rs_cfg cfg;
+	bool changed = true;
+	int err, rounds = 0;
+
+	memset(&cfg, 0, sizeof(cfg));
+	err = rs_cfg_build(ins, len, &cfg);
+	if (err)
+		return err;
+	out = calloc(cfg.bb_cnt + 1, sizeof(*out));
+	held = calloc(len + 1, sizeof(*held));
+	if (!out || !held) {
+		free(out);
+		free(held);
+		rs_cfg_free(&cfg);
+		return -ENOMEM;
+	}
+	for (b = 0; b < cfg.bb_cnt; b++)
+		out[b] = all;
+	while (changed && rounds++ < 100) {
+		changed = false;
+		for (b = 0; b < cfg.bb_cnt; b++) {
+			const struct rs_bb *bb = &cfg.bbs[b];
+			rs_regmask_t h = bb->pred_cnt ? all : 0;
+
+			if (bb->start == 0)
+				h = 0;
+			for (k = 0; k < bb->pred_cnt; k++)
+				h &= out[bb->preds[k]];
+			for (j = bb->start; j < bb->end; j += rs_insn_width(&ins[j])) {
+				held[j] = h;
+				h = held_step(&ins[j], j, lookup, h);
+			}
+			if (h != out[b]) {
+				out[b] = h;
+				changed = true;
+			}
+		}
+	}
+	free(out);
+	rs_cfg_free(&cfg);
+	if (changed) {
+		free(held);
+		return -E2BIG;
+	}
+	*heldp = held;
+	return 0;
+}
+
 static void emit(struct bpf_insn *out, long *tg, size_t *n, struct bpf_insn in, long t)
 {
 	out[*n] = in;
@@ -266,7 +341,7 @@ static void emit(struct bpf_insn *out, long *tg, size_t *n, struct bpf_insn in, 
  */
 static int build(struct rs_opt_ctx *ctx, const struct loop_site *ls, const struct cb_info *ci,
 		 int32_t base, rs_regmask_t saves, struct bpf_insn **outp, long **tgp,
-		 size_t *cntp, const uint8_t **vals)
+		 size_t *cntp, const uint8_t **vals, const rs_regmask_t *held)
 {
 	const struct rs_prog *p = &ctx->prog;
 	size_t cb_len = ls->cb_end - ls->cb_start, per = cb_len + ci->extra + 8, cap, n = 0, i, k;
@@ -346,7 +421,29 @@ static int build(struct rs_opt_ctx *ctx, const struct loop_site *ls, const struc
 				emit(out, tg, &n, (struct bpf_insn){ .imm = (int32_t)off }, -2);
 				continue;
 			}
+			/* a load of the value: its bytes as an immediate */
+			if (vals && vals[k] && held && cls == BPF_LDX &&
+			    BPF_MODE(in.code) == BPF_MEM && (held[i] & (1u << in.src_reg)) &&
+			    in.off >= 0) {
+				uint32_t vs = ctx->orig->maps[ci->map_idx].value_size;
+				uint32_t sz = BPF_SIZE(in.code) == BPF_B ? 1 :
+					      BPF_SIZE(in.code) == BPF_H ? 2 :
+					      BPF_SIZE(in.code) == BPF_W ? 4 : 8;
+				uint64_t v = 0;
+
+				if ((uint32_t)in.off + sz <= vs) {
+					memcpy(&v, vals[k] + in.off, sz);	/* little endian */
+					if (sz < 8 || (int64_t)v == (int64_t)(int32_t)v) {
+						emit(out, tg, &n, (struct bpf_insn){
+							.code = (uint8_t)((sz < 8 ? BPF_ALU : BPF_ALU64) |
+									  BPF_MOV | BPF_K),
+							.dst_reg = in.dst_reg, .imm = (int32_t)v }, -2);
+						continue;
+					}
+				}
+			}
 			if ((cls == BPF_LDX && in.src_reg == RS_REG_FP) ||
+
 			    ((cls == BPF_ST || cls == BPF_STX) && in.dst_reg == RS_REG_FP))
 				in.off = (int16_t)(in.off - base);
 			if (cls == BPF_ALU64 && BPF_OP(in.code) == BPF_MOV &&
@@ -409,61 +506,6 @@ fail:
 	return err;
 }
 
-/* Loads through constant-pool pointers in main become immediates (rs_fold_uses), repeated
- * with constprop so branches it decides open longer straight paths. */
-static int fold_pool(struct rs_opt_ctx *ctx, int pool)
-{
-	int round, err = 0;
-
-	for (round = 0; round < FOLD_ROUNDS; round++) {
-		const struct rs_map_ref *pm = &ctx->prog.maps[pool];
-		struct rs_edit *e;
-		struct rs_cfg cfg;
-		bool *touched;
-		size_t i, end, folds = 0;
-
-		memset(&cfg, 0, sizeof(cfg));
-		err = rs_cfg_build_prog(&ctx->prog, &cfg);
-		if (err)
-			return err;
-		end = cfg.subprog_cnt > 1 ? cfg.subprogs[1].start : ctx->prog.insn_cnt;
-		e = rs_edit_new(&ctx->prog);
-		touched = calloc(ctx->prog.insn_cnt + 1, sizeof(*touched));
-		if (!e || !touched) {
-			rs_edit_free(e);
-			free(touched);
-			rs_cfg_free(&cfg);
-			return -ENOMEM;
-		}
-		for (i = 0; i < end && !err; i += rs_insn_width(&ctx->prog.insns[i])) {
-			const struct bpf_insn *in = &ctx->prog.insns[i];
-			uint32_t off;
-
-			if (!rs_insn_is_ldimm64(in) || in->src_reg != BPF_PSEUDO_MAP_IDX_VALUE ||
-			    in->imm != pool || ctx->orig_idx[i] >= 0 || touched[i])
-				continue;
-			off = (uint32_t)in[1].imm;
-			if (!pm->init_value || off >= pm->value_size)
-				continue;
-			err = rs_fold_uses(&ctx->prog, &cfg, e, i, in->dst_reg, true,
-					   pm->init_value + off, pm->value_size - off, 0, &folds,
-					   touched);
-		}
-		free(touched);
-		rs_cfg_free(&cfg);
-		if (err || !folds) {
-			rs_edit_free(e);
-			return err;
-		}
-		err = rs_pass_commit(ctx, e);
-		if (!err)
-			err = rs_pass_constprop.run(ctx);
-		if (err)
-			return err;
-	}
-	return 0;
-}
-
 static int unroll_one(struct rs_opt_ctx *ctx, const struct rs_cfg *cfg, const struct loop_site *ls,
 		      rs_regmask_t live_after, int *pool_out)
 {
@@ -471,6 +513,7 @@ static int unroll_one(struct rs_opt_ctx *ctx, const struct rs_cfg *cfg, const st
 	const struct rs_site_fact *sf = NULL;
 	const struct rs_map_fact *mf;
 	const uint8_t **vals = NULL;
+	rs_regmask_t *held = NULL;
 	struct bpf_insn *seq = NULL, before[1];
 	struct cb_info ci;
 	struct rs_edit *e = NULL;
@@ -528,9 +571,17 @@ static int unroll_one(struct rs_opt_ctx *ctx, const struct rs_cfg *cfg, const st
 			vals = NULL;
 		}
 	}
-	err = build(ctx, ls, &ci, base, saves, &seq, &tg, &cnt, vals);
+	if (vals) {
+		err = value_loads(p, ls, ci.lookup, &held);
+		if (err == -E2BIG)
+			held = NULL;
+		else if (err)
+			goto out;
+	}
+	err = build(ctx, ls, &ci, base, saves, &seq, &tg, &cnt, vals, held);
 	if (err == -E2BIG) {
 		free(vals);
+		free(held);
 		return rs_pass_remark(ctx, RS_REMARK_MISSED, ctx->orig_idx[ls->call], -1, NULL, 0,
 				      NULL, 0, NULL, "bpf_loop: unrolled code out of branch range");
 	}
@@ -570,6 +621,7 @@ out:
 	free(seq);
 	free(tg);
 	free(vals);
+	free(held);
 	return err;
 }
 
@@ -616,8 +668,9 @@ restart:
 	}
 	free(live);
 	rs_cfg_free(&cfg);
+	/* fold what the immediates decide (zero masks, "any" fields) before dce */
 	if (!err && pool >= 0)
-		err = fold_pool(ctx, pool);
+		err = rs_pass_constprop.run(ctx);
 	return err;
 }
 
