@@ -121,7 +121,7 @@ traffic_start() {
 		--bounce "$RS_VETH0" --pass "$RS_VETH1" --marks "$AG_TMP/marks" \
 		--out "$AG_TMP/traffic.json" "$@" &
 	AG_TRAFFIC_PID=$!
-	rs_on_exit "kill $AG_TRAFFIC_PID"
+	rs_on_exit "kill $AG_TRAFFIC_PID; wait $AG_TRAFFIC_PID"
 	sleep 0.5
 }
 
