@@ -128,6 +128,18 @@ int rs_fetch_translated(uint32_t prog_id, struct rs_prog *out);
 /* JIT image and per-instruction offsets (jited_line_info not needed).  Caller frees. */
 int rs_fetch_jited(uint32_t prog_id, uint8_t **image, size_t *len,
 		   uint64_t **ksyms, size_t *ksym_cnt);
+/* JIT image of a loaded program by fd: the image, the start address of each function
+ * (ksyms) and the JIT address of each BTF line_info record.  -ENODATA: no JIT image. */
+struct rs_jit_image {
+	uint8_t *image;
+	size_t len;
+	uint64_t *ksyms;
+	size_t ksym_cnt;
+	uint64_t *line_addrs;
+	size_t line_cnt;
+};
+int rs_fetch_jited_fd(int fd, struct rs_jit_image *out);
+void rs_jit_image_free(struct rs_jit_image *img);
 
 /* Load attributes the program info does not report: expected attach type and flags. Uses an
  * iter/bpf_prog program. */

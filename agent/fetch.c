@@ -228,13 +228,73 @@ int rs_fetch_translated(uint32_t prog_id, struct rs_prog *out)
 	return err;
 }
 
+void rs_jit_image_free(struct rs_jit_image *img)
+{
+	if (!img)
+		return;
+	free(img->image);
+	free(img->ksyms);
+	free(img->line_addrs);
+	memset(img, 0, sizeof(*img));
+}
+
+int rs_fetch_jited_fd(int fd, struct rs_jit_image *out)
+{
+	struct bpf_prog_info info;
+	uint32_t ilen = sizeof(info), jlen, nks, nlines;
+	struct rs_jit_image img = { 0 };
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(fd, &info, &ilen))
+		return -errno;
+	jlen = info.jited_prog_len;
+	nks = info.nr_jited_ksyms;
+	/* the kernel reports one u64 address per line_info record */
+	nlines = info.jited_line_info_rec_size == sizeof(uint64_t) ? info.nr_jited_line_info : 0;
+	if (!jlen)
+		return -ENODATA;
+	img.image = malloc(jlen);
+	img.ksyms = calloc(nks + 1, sizeof(*img.ksyms));
+	img.line_addrs = calloc(nlines + 1, sizeof(*img.line_addrs));
+	if (!img.image || !img.ksyms || !img.line_addrs) {
+		err = -ENOMEM;
+		goto out;
+	}
+	memset(&info, 0, sizeof(info));
+	info.jited_prog_len = jlen;
+	info.jited_prog_insns = (uintptr_t)img.image;
+	info.nr_jited_ksyms = nks;
+	info.jited_ksyms = (uintptr_t)img.ksyms;
+	if (nlines) {
+		info.nr_jited_line_info = nlines;
+		info.jited_line_info_rec_size = sizeof(uint64_t);
+		info.jited_line_info = (uintptr_t)img.line_addrs;
+	}
+	ilen = sizeof(info);
+	if (bpf_obj_get_info_by_fd(fd, &info, &ilen)) {
+		err = -errno;
+		goto out;
+	}
+	if (info.jited_prog_len != jlen) {
+		err = -EAGAIN;	/* changed under us: cannot happen for a loaded program */
+		goto out;
+	}
+	img.len = jlen;
+	img.ksym_cnt = nks;
+	img.line_cnt = nlines;
+	*out = img;
+	return 0;
+out:
+	rs_jit_image_free(&img);
+	return err;
+}
+
 int rs_fetch_jited(uint32_t prog_id, uint8_t **image, size_t *len,
 		   uint64_t **ksyms, size_t *ksym_cnt)
 {
-	struct bpf_prog_info info;
-	uint32_t ilen = sizeof(info), jlen, nks;
-	uint8_t *img = NULL;
-	uint64_t *ks = NULL;
+	struct rs_jit_image img;
 	int fd, err;
 
 	*image = NULL;
@@ -244,44 +304,16 @@ int rs_fetch_jited(uint32_t prog_id, uint8_t **image, size_t *len,
 	fd = bpf_prog_get_fd_by_id(prog_id);
 	if (fd < 0)
 		return errno == ENOENT ? -RS_ERR_NOT_FOUND : -errno;
-	memset(&info, 0, sizeof(info));
-	if (bpf_obj_get_info_by_fd(fd, &info, &ilen)) {
-		err = -errno;
-		goto out;
-	}
-	jlen = info.jited_prog_len;
-	nks = info.nr_jited_ksyms;
-	if (!jlen) {
-		rs_info("prog %u (%s): no JIT image (JIT off or no privilege)\n", prog_id, info.name);
-		err = -ENODATA;
-		goto out;
-	}
-	img = malloc(jlen);
-	ks = calloc(nks + 1, sizeof(*ks));
-	if (!img || !ks) {
-		err = -ENOMEM;
-		goto out;
-	}
-	memset(&info, 0, sizeof(info));
-	info.jited_prog_len = jlen;
-	info.jited_prog_insns = (uintptr_t)img;
-	info.nr_jited_ksyms = nks;
-	info.jited_ksyms = (uintptr_t)ks;
-	ilen = sizeof(info);
-	if (bpf_obj_get_info_by_fd(fd, &info, &ilen)) {
-		err = -errno;
-		goto out;
-	}
-	*image = img;
-	*len = jlen;
-	*ksyms = ks;
-	*ksym_cnt = nks;
-	img = NULL;
-	ks = NULL;
-	err = 0;
-out:
-	free(img);
-	free(ks);
+	err = rs_fetch_jited_fd(fd, &img);
 	close(fd);
-	return err;
+	if (err == -ENODATA)
+		rs_info("prog %u: no JIT image (JIT off or no privilege)\n", prog_id);
+	if (err)
+		return err;
+	free(img.line_addrs);
+	*image = img.image;
+	*len = img.len;
+	*ksyms = img.ksyms;
+	*ksym_cnt = img.ksym_cnt;
+	return 0;
 }

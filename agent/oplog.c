@@ -424,11 +424,12 @@ int rs_oplog_snapshot(struct rs_oplog *log, const struct rs_prog *p,
 static void add_loaded_info(json_t *rec, const struct rs_prog *p, int fd)
 {
 	struct bpf_prog_info info;
-	uint32_t len = sizeof(info), jlen, nks, nlines, lrec;
-	uint64_t *ks = NULL, *jl = NULL;
-	uint8_t *img = NULL;
+	uint32_t len = sizeof(info);
+	struct rs_jit_image img;
+	json_t *j, *a;
 	char addr[32];
 	size_t i;
+	int err;
 
 	memset(&info, 0, sizeof(info));
 	if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
@@ -439,48 +440,25 @@ static void add_loaded_info(json_t *rec, const struct rs_prog *p, int fd)
 	json_object_set_new(rec, "verified_insns", json_integer(info.verified_insns));
 	json_object_set_new(rec, "xlated_insns",
 			    json_integer(info.xlated_prog_len / sizeof(struct bpf_insn)));
-	jlen = info.jited_prog_len;
-	nks = info.nr_jited_ksyms;
-	nlines = info.nr_jited_line_info;
-	lrec = info.jited_line_info_rec_size;
-	if (!jlen)
+	err = rs_fetch_jited_fd(fd, &img);
+	if (err) {
+		if (err != -ENODATA)
+			rs_info("prog %s: JIT image: %s", p->name, rs_strerror(err));
 		return;
-	img = malloc(jlen);
-	ks = calloc(nks ? nks : 1, sizeof(*ks));
-	jl = calloc(nlines ? nlines : 1, lrec >= 8 ? lrec : 8);
-	if (!img || !ks || !jl)
-		goto out;
-	memset(&info, 0, sizeof(info));
-	info.jited_prog_len = jlen;
-	info.jited_prog_insns = (uintptr_t)img;
-	info.nr_jited_ksyms = nks;
-	info.jited_ksyms = (uintptr_t)ks;
-	info.nr_jited_line_info = nlines;
-	info.jited_line_info_rec_size = lrec;
-	info.jited_line_info = (uintptr_t)jl;
-	len = sizeof(info);
-	if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
-		rs_info("prog %s: JIT image: %s", p->name, rs_strerror(-errno));
-		goto out;
 	}
-	{
-		json_t *j = json_object(), *a = json_array();
-
-		snprintf(addr, sizeof(addr), "0x%llx", nks ? (unsigned long long)ks[0] : 0ULL);
-		json_object_set_new(j, "base", json_string(addr));
-		json_object_set_new(j, "image", hex_json(img, info.jited_prog_len));
-		for (i = 0; nks && i < nlines && lrec >= 8; i++) {
-			snprintf(addr, sizeof(addr), "0x%llx",
-				 *(unsigned long long *)((char *)jl + i * lrec));
-			json_array_append_new(a, json_string(addr));
-		}
-		json_object_set_new(j, "line_addrs", a);
-		json_object_set_new(rec, "jit", j);
+	j = json_object();
+	a = json_array();
+	snprintf(addr, sizeof(addr), "0x%llx",
+		 img.ksym_cnt ? (unsigned long long)img.ksyms[0] : 0ULL);
+	json_object_set_new(j, "base", json_string(addr));
+	json_object_set_new(j, "image", hex_json(img.image, img.len));
+	for (i = 0; img.ksym_cnt && i < img.line_cnt; i++) {
+		snprintf(addr, sizeof(addr), "0x%llx", (unsigned long long)img.line_addrs[i]);
+		json_array_append_new(a, json_string(addr));
 	}
-out:
-	free(img);
-	free(ks);
-	free(jl);
+	json_object_set_new(j, "line_addrs", a);
+	json_object_set_new(rec, "jit", j);
+	rs_jit_image_free(&img);
 }
 
 static json_t *program_json(struct rs_oplog *log, const struct rs_prog *p,
