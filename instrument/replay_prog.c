@@ -195,18 +195,12 @@ static size_t user_value_size(uint32_t type, uint32_t value_size)
 {
 	int ncpu;
 
-	switch (type) {
-	case BPF_MAP_TYPE_PERCPU_ARRAY:
-	case BPF_MAP_TYPE_PERCPU_HASH:
-	case BPF_MAP_TYPE_LRU_PERCPU_HASH:
-	case BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE:
-		ncpu = libbpf_num_possible_cpus();
-		if (ncpu < 1)
-			ncpu = 1;
-		return (size_t)((value_size + 7) & ~7u) * ncpu;
-	default:
+	if (!rs_map_type_percpu(type))
 		return value_size;
-	}
+	ncpu = libbpf_num_possible_cpus();
+	if (ncpu < 1)
+		ncpu = 1;
+	return (size_t)((value_size + 7) & ~7u) * ncpu;
 }
 
 static bool copyable(uint32_t type)
