@@ -30,6 +30,7 @@
 #include "instrument/instrument.h"
 #include "optimizer/pass.h"
 #include "tests/kernel/ktest.h"
+#include "tests/guard_testlib.h"
 
 #define PACKETS "20000"
 
@@ -44,30 +45,6 @@ static const struct sample samples[] = {
 	{ "router", "router-1k.json" },
 	{ "firewall", "firewall-100.json" },
 };
-
-static int guard_array(size_t slots, struct rs_map_ref *ref)
-{
-	struct bpf_map_info info;
-	uint32_t len = sizeof(info), vsz = (uint32_t)(slots ? slots : 1) * 8;
-	int fd;
-
-	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "rs_guard", 4, vsz, 1, NULL);
-	if (fd < 0)
-		return fd;
-	memset(&info, 0, sizeof(info));
-	if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
-		close(fd);
-		return -1;
-	}
-	memset(ref, 0, sizeof(*ref));
-	ref->id = info.id;
-	ref->type = BPF_MAP_TYPE_ARRAY;
-	ref->key_size = 4;
-	ref->value_size = vsz;
-	ref->max_entries = 1;
-	strcpy(ref->name, "rs_guard");
-	return fd;
-}
 
 static void replay_zero(struct rs_replay_prog *a, struct rs_replay_prog *b,
 			const struct rs_trace *tr, const char *what)

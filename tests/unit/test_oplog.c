@@ -34,6 +34,7 @@
 #include "agent/agent.h"
 #include "instrument/instrument.h"
 #include "optimizer/optimizer.h"
+#include "tests/guard_testlib.h"
 
 static char tmpdir[64];
 
@@ -435,30 +436,6 @@ static double ms_since(const struct timespec *t0)
 
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
-}
-
-static int guard_array(size_t slots, struct rs_map_ref *ref)
-{
-	struct bpf_map_info info;
-	uint32_t len = sizeof(info), vsz = (uint32_t)(slots ? slots : 1) * 8;
-	int fd;
-
-	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "rs_guard", 4, vsz, 1, NULL);
-	if (fd < 0)
-		return fd;
-	memset(&info, 0, sizeof(info));
-	if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
-		close(fd);
-		return -1;
-	}
-	memset(ref, 0, sizeof(*ref));
-	ref->id = info.id;
-	ref->type = BPF_MAP_TYPE_ARRAY;
-	ref->key_size = 4;
-	ref->value_size = vsz;
-	ref->max_entries = 1;
-	strcpy(ref->name, "rs_guard");
-	return fd;
 }
 
 #define CHECK(x, what) do { int e_ = (x); if (e_ < 0) { \
