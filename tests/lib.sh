@@ -5,6 +5,9 @@
 #   that removes the namespace, its interfaces, pins under $RS_PIN_DIR and background jobs on
 #   any exit.  Sets RS_NS (namespace name), RS_NSENTER (command prefix that runs inside it
 #   without remounting /sys: nsenter --net=/run/netns/NAME), RS_VETH0, RS_VETH1.
+# rs_require_cmd CMD...: skip (exit 77) unless every CMD is installed.
+# rs_iproute2_pins_cleanup: after tc/ip load objects (they create /sys/fs/bpf/{tc,ip,xdp}),
+#   remove those directories on exit if they were not there before and hold no pin.
 set -u
 RESPEC=${RESPEC:-${RS_BUILD_DIR:-build}/tools/respec}
 RS_CLEANUP_CMDS=()
@@ -31,6 +34,19 @@ rs_require_root() {
 rs_mount_bpffs() {
 	if ! mountpoint -q /sys/fs/bpf; then
 		mount -t bpf bpf /sys/fs/bpf
+	fi
+}
+
+rs_require_cmd() {
+	local c
+	for c in "$@"; do
+		command -v "$c" >/dev/null || { echo "SKIP: $c missing" >&2; exit 77; }
+	done
+}
+
+rs_iproute2_pins_cleanup() {
+	if [ ! -e /sys/fs/bpf/tc ]; then
+		rs_on_exit '[ -z "$(find /sys/fs/bpf/tc -type f)" ] && rm -rf /sys/fs/bpf/tc /sys/fs/bpf/ip /sys/fs/bpf/xdp'
 	fi
 }
 

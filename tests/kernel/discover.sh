@@ -8,14 +8,10 @@ set -u
 rs_require_root
 # every respec call is bounded: a hang fails the test (and the trap still cleans up)
 rsp() { timeout 120 "$RESPEC" "$@"; }
-command -v jq >/dev/null || { echo "SKIP: jq missing" >&2; exit 77; }
-command -v unshare >/dev/null || { echo "SKIP: unshare missing" >&2; exit 77; }
+rs_require_cmd jq unshare
 rs_mount_bpffs
-# tc/ip load objects through iproute2, which creates /sys/fs/bpf/{tc,ip,xdp}: remove them after
-# if they were not there before.
-if [ ! -e /sys/fs/bpf/tc ]; then
-	rs_on_exit '[ -z "$(find /sys/fs/bpf/tc -type f)" ] && rm -rf /sys/fs/bpf/tc /sys/fs/bpf/ip /sys/fs/bpf/xdp'
-fi
+# tc/ip (iproute2) create /sys/fs/bpf/{tc,ip,xdp}: removed after unless they were there
+rs_iproute2_pins_cleanup
 
 TMP=$(mktemp -d /tmp/rs-disc.XXXXXX)
 rs_on_exit "rm -rf $TMP"

@@ -12,7 +12,7 @@
 set -u
 . "$(dirname "$0")/../lib.sh"
 rs_require_root
-command -v jq >/dev/null || { echo "SKIP: jq missing" >&2; exit 77; }
+rs_require_cmd jq
 rsp() { timeout 300 "$RESPEC" "$@"; }
 BUILD=${1:-${RS_BUILD_DIR:-build}}
 SRC=${2:-${RS_SOURCE_DIR:-.}}
