@@ -19,14 +19,7 @@
 #include <linux/rtnetlink.h>
 
 #include "agent/agent.h"
-
-#ifndef TC_H_CLSACT
-#define TC_H_CLSACT	TC_H_INGRESS
-#endif
-#ifndef TC_H_MIN_INGRESS
-#define TC_H_MIN_INGRESS	0xFFF2U
-#define TC_H_MIN_EGRESS		0xFFF3U
-#endif
+#include "agent/tcx.h"
 
 struct filter_vec {
 	struct rs_tc_filter *v;
@@ -174,8 +167,7 @@ static int dump_parent(int sock, int ifindex, bool egress, uint32_t seq, struct 
 {
 	struct filter_dump d = { .egress = egress, .fv = fv };
 
-	return tc_dump(sock, ifindex, RTM_GETTFILTER,
-		       TC_H_MAKE(TC_H_CLSACT, egress ? TC_H_MIN_EGRESS : TC_H_MIN_INGRESS), seq,
+	return tc_dump(sock, ifindex, RTM_GETTFILTER, rs_tc_clsact_parent(egress), seq,
 		       RTM_NEWTFILTER, true, filter_cb, &d);
 }
 

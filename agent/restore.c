@@ -37,14 +37,7 @@
 
 #include "agent/agent.h"
 #include "agent/swap_internal.h"
-
-#ifndef TC_H_CLSACT
-#define TC_H_CLSACT	TC_H_INGRESS
-#endif
-#ifndef TC_H_MIN_INGRESS
-#define TC_H_MIN_INGRESS	0xFFF2U
-#define TC_H_MIN_EGRESS		0xFFF3U
-#endif
+#include "agent/tcx.h"
 
 const char *rs_restore_outcome_name(enum rs_restore_outcome o)
 {
@@ -523,7 +516,7 @@ static void tc_msg(struct nlmsghdr *nh, struct tcmsg *t, const struct sigent *s,
 	t->tcm_family = AF_UNSPEC;
 	t->tcm_ifindex = s->ifindex;
 	t->tcm_handle = s->handle;
-	t->tcm_parent = TC_H_MAKE(TC_H_CLSACT, s->egress ? TC_H_MIN_EGRESS : TC_H_MIN_INGRESS);
+	t->tcm_parent = rs_tc_clsact_parent(s->egress);
 	t->tcm_info = TC_H_MAKE(s->prio << 16, htons(ETH_P_ALL));
 }
 
