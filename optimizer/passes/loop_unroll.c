@@ -668,9 +668,25 @@ restart:
 	}
 	free(live);
 	rs_cfg_free(&cfg);
-	/* fold what the immediates decide (zero masks, "any" fields) before dce */
-	if (!err && pool >= 0)
+	/* fold what the immediates decide (zero masks, "any" fields) before dce; its
+	 * per-instruction remarks on thousands of unrolled instructions become one */
+	if (!err && pool >= 0) {
+		struct rs_remarks *keep = ctx->remarks, quiet = { 0 };
+		struct rs_pass_stats *st = ctx->stats;
+		size_t before = ctx->prog.insn_cnt;
+
+		ctx->remarks = &quiet;
+		ctx->stats = NULL;
 		err = rs_pass_constprop.run(ctx);
+		ctx->remarks = keep;
+		ctx->stats = st;
+		if (!err)
+			err = rs_pass_remark(ctx, RS_REMARK_APPLIED, -1, -1, NULL, 0, NULL, 0,
+					     NULL, "constant propagation over the unrolled code: "
+					     "%zu decisions (%zu -> %zu insns before dce)",
+					     quiet.cnt, before, ctx->prog.insn_cnt);
+		rs_remarks_free(&quiet);
+	}
 	return err;
 }
 
