@@ -93,6 +93,8 @@ struct rs_agent_point {
 	double replay_orig_ns, replay_ours_ns;	/* A/B on the canary packets (trace driver) */
 	double replay_ratio;			/* ours / original, 0 unknown */
 
+	unsigned int idle_streak;		/* consecutive IDLE entries: retry backoff */
+
 	/* timers (CLOCK_MONOTONIC ns) */
 	uint64_t retry_at, check_at, cost_at, reprofile_at, reopt_at, invalid_at;
 };
@@ -240,7 +242,10 @@ static void idle(struct rs_agent_point *p, uint64_t now, const char *why)
 	if (p->have_prof)
 		rs_profile_free(&p->prof);
 	p->have_prof = false;
-	p->retry_at = now + secs(p->env->cfg->retry_s);
+	/* back off: retry_s, 2x, 4x, ... up to 64x while nothing gets swapped in */
+	p->retry_at = now + secs(p->env->cfg->retry_s) * (1ull << (p->idle_streak < 6 ?
+								     p->idle_streak : 6));
+	p->idle_streak++;
 	go(p, RS_AGENT_IDLE, why);
 }
 
@@ -1044,6 +1049,7 @@ static void st_swap(struct rs_agent_point *p, uint64_t now)
 	}
 	if (p->ours_id)
 		p->env->stats.respecializations++;
+	p->idle_streak = 0;
 	drop_ours(p);
 	p->ours_fd = p->new_fd;
 	p->ours_id = p->new_id;
