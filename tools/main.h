@@ -4,6 +4,8 @@
 #define RS_TOOLS_MAIN_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <jansson.h>
 
 /* Exit codes: 0 ok, 1 failure, 2 usage. */
@@ -49,6 +51,21 @@ struct replay_optimize_args {
 	char **argv;
 };
 int replay_optimize(const struct replay_optimize_args *ra);
+/* JSON of `respec replay` shared by both forms (tools/replay.c): progress on stderr, a
+ * verdict histogram, one divergence (packet numbers + base), and the "timing",
+ * "ns_per_packet", "ratio", "driver_ns" members of the report (has_b: a B program ran). */
+struct rs_divergence;
+struct rs_timing_result;
+void replay_progress(const char *phase, size_t done, size_t total, void *ctx);
+json_t *replay_verdicts_json(uint32_t type, const uint64_t *hist);
+json_t *replay_divergence_json(uint32_t type, const struct rs_divergence *d, size_t base);
+void replay_timing_json(json_t *o, const struct rs_timing_result *tm, bool timed, bool has_b,
+			const char *why_not);
+/* Time a against b (b may be NULL) with replay_progress: NULL when timed, else why not. */
+struct rs_replay_prog;
+struct rs_trace;
+const char *replay_time(struct rs_replay_prog *a, struct rs_replay_prog *b,
+			const struct rs_trace *tr, unsigned int rounds, struct rs_timing_result *tm);
 int do_log(int argc, char **argv);
 
 #endif

@@ -11,8 +11,9 @@
  *   respec replay OBJ --pcap EVAL --scenario FILE --optimize [--train TRAIN]
  *                 [--invalidate-guards] [--updates] [--log FILE] [-j]   (tools/replay_optimize.c)
  *
- * --instrumented [--rate N] [--percpu] (docs/profile.md): B is the instrumented variant of A (instrument/profile.c),
- * and the profile it collected over the trace is reported under "profile".
+ * --instrumented [--rate N] [--percpu] (docs/profile.md): B is the instrumented variant of A
+ * (instrument/profile.c), and the profile it collected over the trace is reported under
+ * "profile".
  */
 #include <errno.h>
 #include <math.h>
@@ -226,12 +227,18 @@ static int open_one(const struct target *t, const char *prog_name,
 	return rs_replay_open_object(t->path, &oo, rp);
 }
 
+void replay_progress(const char *phase, size_t done, size_t total, void *ctx)
+{
+	(void)ctx;
+	if (!isatty(STDERR_FILENO) && total < 100000)
+		return;
+	fprintf(stderr, "\r%s: %zu/%zu%s", phase, done, total, done == total ? "\n" : "");
+}
+
 struct drain {
 	struct rs_profiler *pr;
 	struct rs_replay_prog *b;
 };
-
-static void progress(const char *phase, size_t done, size_t total, void *ctx);
 
 /* Progress of the compare pass: also drain the instrumented variant's key rings (every
  * 4096 packets, well within a ring). */
@@ -240,14 +247,7 @@ static void progress_drain(const char *phase, size_t done, size_t total, void *c
 	struct drain *d = ctx;
 
 	rs_profiler_poll(d->pr, d->b);
-	progress(phase, done, total, NULL);
-}
-
-static void progress(const char *phase, size_t done, size_t total, void *ctx)
-{
-	if (!isatty(STDERR_FILENO) && total < 100000)
-		return;
-	fprintf(stderr, "\r%s: %zu/%zu%s", phase, done, total, done == total ? "\n" : "");
+	replay_progress(phase, done, total, NULL);
 }
 
 /* ---- output ---- */
@@ -298,12 +298,7 @@ static json_t *hex_diff(const struct rs_divergence *d, bool print)
 	return print ? NULL : rows;
 }
 
-static const char *kind_name(enum rs_div_kind k)
-{
-	return k == RS_DIV_PACKET ? "packet" : k == RS_DIV_MAP ? "map" : "error";
-}
-
-static json_t *verdicts_json(uint32_t type, const uint64_t *hist)
+json_t *replay_verdicts_json(uint32_t type, const uint64_t *hist)
 {
 	json_t *o = json_object();
 	char buf[32];
@@ -316,6 +311,18 @@ static json_t *verdicts_json(uint32_t type, const uint64_t *hist)
 							    sizeof(buf)),
 					    json_integer(hist[i]));
 	return o;
+}
+
+json_t *replay_divergence_json(uint32_t type, const struct rs_divergence *d, size_t base)
+{
+	char va[48], vb[48];
+
+	return json_pack("{s:s,s:I,s:s,s:s,s:i,s:i,s:s}",
+		"kind", d->kind == RS_DIV_PACKET ? "packet" : d->kind == RS_DIV_MAP ? "map" : "error",
+		"packet", (json_int_t)(d->packet + base),
+		"verdict_a", rs_verdict_name(type, d->verdict_a, va, sizeof(va)),
+		"verdict_b", rs_verdict_name(type, d->verdict_b, vb, sizeof(vb)),
+		"len_a", (int)d->len_a, "len_b", (int)d->len_b, "what", d->what);
 }
 
 static void print_verdicts(const char *who, uint32_t type, const uint64_t *hist)
@@ -332,6 +339,18 @@ static void print_verdicts(const char *who, uint32_t type, const uint64_t *hist)
 	printf("\n");
 }
 
+const char *replay_time(struct rs_replay_prog *a, struct rs_replay_prog *b,
+			const struct rs_trace *tr, unsigned int rounds, struct rs_timing_result *tm)
+{
+	struct rs_timing_opts to = { .sz = sizeof(to), .rounds = rounds,
+				     .progress = replay_progress };
+	int err = rs_replay_time(a, b, tr, &to, tm);
+
+	if (!err)
+		return NULL;
+	return err == -EBUSY ? "kernel.bpf_stats_enabled is on" : "timing failed";
+}
+
 static json_t *stat_json(const struct rs_timing_stat *s)
 {
 	if (isnan(s->median))
@@ -339,14 +358,36 @@ static json_t *stat_json(const struct rs_timing_stat *s)
 	return json_pack("{s:f,s:f,s:f}", "median", s->median, "min", s->min, "max", s->max);
 }
 
+void replay_timing_json(json_t *o, const struct rs_timing_result *tm, bool timed, bool has_b,
+			const char *why_not)
+{
+	json_t *ns;
+
+	if (!timed) {
+		json_object_set_new(o, "timing", json_pack("{s:s}", "skipped", why_not));
+		json_object_set_new(o, "ns_per_packet", json_object());
+		json_object_set_new(o, "ratio", json_null());
+		json_object_set_new(o, "driver_ns", json_null());
+		return;
+	}
+	json_object_set_new(o, "timing", json_pack("{s:s,s:i,s:I,s:o,s:i}",
+		"method", tm->method, "rounds", (int)tm->rounds, "runs", (json_int_t)tm->runs,
+		"driver", stat_json(&tm->driver), "driver_errors", (int)tm->driver_errors));
+	ns = json_pack("{s:o}", "a", stat_json(&tm->a));
+	if (has_b)
+		json_object_set_new(ns, "b", stat_json(&tm->b));
+	json_object_set_new(o, "ns_per_packet", ns);
+	json_object_set_new(o, "ratio", has_b ? stat_json(&tm->ratio) : json_null());
+	json_object_set_new(o, "driver_ns", json_real(tm->driver.median));
+}
+
 static void report_json(const struct replay_args *ra, struct rs_replay_prog *a,
 			struct rs_replay_prog *b, const struct rs_replay_result *res,
 			const struct rs_timing_result *tm, bool timed, const char *why_not,
 			json_t *profile)
 {
-	json_t *o = json_object(), *list = json_array(), *v, *ns;
+	json_t *o = json_object(), *list = json_array(), *v, *dj;
 	uint32_t type = rs_replay_prog_type(a);
-	char va[48], vb[48];
 	size_t i;
 
 	json_object_set_new(o, "pcap", json_string(ra->pcap));
@@ -355,38 +396,18 @@ static void report_json(const struct replay_args *ra, struct rs_replay_prog *a,
 	if (b)
 		json_object_set_new(v, "b", json_string(rs_replay_origin(b)));
 	json_object_set_new(o, "programs", v);
-	v = json_pack("{s:o}", "a", verdicts_json(type, res->verdicts_a));
+	v = json_pack("{s:o}", "a", replay_verdicts_json(type, res->verdicts_a));
 	if (b)
-		json_object_set_new(v, "b", verdicts_json(type, res->verdicts_b));
+		json_object_set_new(v, "b", replay_verdicts_json(type, res->verdicts_b));
 	json_object_set_new(o, "verdicts", v);
 	json_object_set_new(o, "divergences", json_integer(res->divergences));
 	for (i = 0; i < res->div_cnt; i++) {
-		const struct rs_divergence *d = &res->div[i];
-
-		json_array_append_new(list, json_pack("{s:s,s:I,s:s,s:s,s:i,s:i,s:s,s:o}",
-			"kind", kind_name(d->kind), "packet", (json_int_t)d->packet,
-			"verdict_a", rs_verdict_name(type, d->verdict_a, va, sizeof(va)),
-			"verdict_b", rs_verdict_name(type, d->verdict_b, vb, sizeof(vb)),
-			"len_a", (int)d->len_a, "len_b", (int)d->len_b, "what", d->what,
-			"diff", hex_diff(d, false)));
+		dj = replay_divergence_json(type, &res->div[i], 0);
+		json_object_set_new(dj, "diff", hex_diff(&res->div[i], false));
+		json_array_append_new(list, dj);
 	}
 	json_object_set_new(o, "divergence_list", list);
-	if (timed) {
-		json_object_set_new(o, "timing", json_pack("{s:s,s:i,s:I,s:o,s:i}",
-			"method", tm->method, "rounds", (int)tm->rounds, "runs", (json_int_t)tm->runs,
-			"driver", stat_json(&tm->driver), "driver_errors", (int)tm->driver_errors));
-		ns = json_pack("{s:o}", "a", stat_json(&tm->a));
-		if (b)
-			json_object_set_new(ns, "b", stat_json(&tm->b));
-		json_object_set_new(o, "ns_per_packet", ns);
-		json_object_set_new(o, "ratio", b ? stat_json(&tm->ratio) : json_null());
-		json_object_set_new(o, "driver_ns", json_real(tm->driver.median));
-	} else {
-		json_object_set_new(o, "timing", json_pack("{s:s}", "skipped", why_not));
-		json_object_set_new(o, "ns_per_packet", json_object());
-		json_object_set_new(o, "ratio", json_null());
-		json_object_set_new(o, "driver_ns", json_null());
-	}
+	replay_timing_json(o, tm, timed, b != NULL, why_not);
 	if (profile)
 		json_object_set(o, "profile", profile);
 	json_print(o);
@@ -562,7 +583,7 @@ int do_replay(int argc, char **argv)
 	{
 		struct rs_replay_opts ro = { .sz = sizeof(ro), .max_divergences = ra.max_div,
 					     .masks = ra.masks, .mask_cnt = ra.mask_cnt,
-					     .progress = progress };
+					     .progress = replay_progress };
 		struct drain d = { .pr = pr, .b = b };
 
 		if (pr) {
@@ -583,16 +604,8 @@ int do_replay(int argc, char **argv)
 			"original", counters_json(a, &tr), "instrumented", counters_json(b, &tr)));
 	}
 	if (!ra.no_timing) {
-		struct rs_timing_opts to = { .sz = sizeof(to), .rounds = ra.rounds,
-					     .progress = progress };
-
-		err = rs_replay_time(a, b, &tr, &to, &tm);
-		if (!err)
-			timed = true;
-		else if (err == -EBUSY)
-			why_not = "kernel.bpf_stats_enabled is on";
-		else
-			why_not = "timing failed";
+		why_not = replay_time(a, b, &tr, ra.rounds, &tm);
+		timed = !why_not;
 	}
 	if (json_output)
 		report_json(&ra, a, b, &res, &tm, timed, why_not, profile);

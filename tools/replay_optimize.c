@@ -39,56 +39,6 @@ struct phase {
 	struct rs_replay_result res;
 };
 
-static void progress(const char *phase, size_t done, size_t total, void *ctx)
-{
-	(void)ctx;
-	if (!isatty(STDERR_FILENO) && total < 100000)
-		return;
-	fprintf(stderr, "\r%s: %zu/%zu%s", phase, done, total, done == total ? "\n" : "");
-}
-
-static json_t *stat_json(const struct rs_timing_stat *s)
-{
-	if (isnan(s->median))
-		return json_null();
-	return json_pack("{s:f,s:f,s:f}", "median", s->median, "min", s->min, "max", s->max);
-}
-
-static json_t *verdicts_json(uint32_t type, const uint64_t *hist)
-{
-	json_t *o = json_object();
-	char buf[32];
-	size_t i;
-
-	for (i = 0; i < RS_VERDICT_SLOTS; i++)
-		if (hist[i])
-			json_object_set_new(o, i == RS_VERDICT_SLOTS - 1 ? "other" :
-					    rs_verdict_name(type, rs_verdict_of_slot(i), buf,
-							    sizeof(buf)),
-					    json_integer(hist[i]));
-	return o;
-}
-
-static json_t *divs_json(uint32_t type, const struct rs_replay_result *res, size_t base)
-{
-	json_t *list = json_array();
-	char va[48], vb[48];
-	size_t i;
-
-	for (i = 0; i < res->div_cnt; i++) {
-		const struct rs_divergence *d = &res->div[i];
-
-		json_array_append_new(list, json_pack("{s:s,s:I,s:s,s:s,s:i,s:i,s:s}",
-			"kind", d->kind == RS_DIV_PACKET ? "packet" :
-				d->kind == RS_DIV_MAP ? "map" : "error",
-			"packet", (json_int_t)(d->packet + base),
-			"verdict_a", rs_verdict_name(type, d->verdict_a, va, sizeof(va)),
-			"verdict_b", rs_verdict_name(type, d->verdict_b, vb, sizeof(vb)),
-			"len_a", (int)d->len_a, "len_b", (int)d->len_b, "what", d->what));
-	}
-	return list;
-}
-
 /* What the optimizer did: pass statistics, remark counts, guards, instruction counts. */
 static json_t *optimizer_json(const struct rs_offline_info *in)
 {
@@ -173,7 +123,11 @@ static void print_json(const struct replay_optimize_args *ra, struct rs_offline 
 	size_t i, j, packets = 0;
 
 	for (i = 0; i < phase_cnt; i++) {
-		json_t *l = divs_json(type, &ph[i].res, ph[i].first);
+		json_t *l = json_array();
+
+		for (j = 0; j < ph[i].res.div_cnt; j++)
+			json_array_append_new(l, replay_divergence_json(type, &ph[i].res.div[j],
+									ph[i].first));
 
 		packets += ph[i].res.packets;
 		for (j = 0; j < RS_VERDICT_SLOTS; j++) {
@@ -192,24 +146,11 @@ static void print_json(const struct replay_optimize_args *ra, struct rs_offline 
 	json_object_set_new(o, "packets", json_integer(packets));
 	json_object_set_new(o, "programs", json_pack("{s:s,s:s}", "a", rs_replay_origin(a),
 						     "b", rs_replay_origin(b)));
-	json_object_set_new(o, "verdicts", json_pack("{s:o,s:o}", "a", verdicts_json(type, va),
-						     "b", verdicts_json(type, vb)));
+	json_object_set_new(o, "verdicts", json_pack("{s:o,s:o}",
+		"a", replay_verdicts_json(type, va), "b", replay_verdicts_json(type, vb)));
 	json_object_set_new(o, "divergences", json_integer(divs));
 	json_object_set_new(o, "divergence_list", list);
-	if (timed) {
-		json_object_set_new(o, "timing", json_pack("{s:s,s:i,s:I,s:o,s:i}",
-			"method", tm->method, "rounds", (int)tm->rounds, "runs", (json_int_t)tm->runs,
-			"driver", stat_json(&tm->driver), "driver_errors", (int)tm->driver_errors));
-		json_object_set_new(o, "ns_per_packet", json_pack("{s:o,s:o}", "a",
-			stat_json(&tm->a), "b", stat_json(&tm->b)));
-		json_object_set_new(o, "ratio", stat_json(&tm->ratio));
-		json_object_set_new(o, "driver_ns", json_real(tm->driver.median));
-	} else {
-		json_object_set_new(o, "timing", json_pack("{s:s}", "skipped", why_not));
-		json_object_set_new(o, "ns_per_packet", json_object());
-		json_object_set_new(o, "ratio", json_null());
-		json_object_set_new(o, "driver_ns", json_null());
-	}
+	replay_timing_json(o, tm, timed, true, why_not);
 	json_object_set_new(o, "optimizer_ms", json_real(in->optimizer_ms));
 	json_object_set_new(o, "load_ms", json_real(in->load_ms));
 	json_object_set_new(o, "snapshot_ms", json_real(in->snapshot_ms));
@@ -302,7 +243,7 @@ int replay_optimize(const struct replay_optimize_args *ra)
 {
 	struct rs_replay_opts ro = { .sz = sizeof(ro), .max_divergences = ra->max_div,
 				     .masks = ra->masks, .mask_cnt = ra->mask_cnt,
-				     .progress = progress };
+				     .progress = replay_progress };
 	struct rs_offline_opts oo = { .sz = sizeof(oo), .prog_name = ra->prog_name };
 	struct rs_trace tr = {}, train = {};
 	struct rs_timing_result tm = {}, tm_valid = {};
@@ -353,11 +294,8 @@ int replay_optimize(const struct replay_optimize_args *ra)
 	}
 	if (ra->invalidate_guards && log && !ra->no_timing) {
 		/* the log gets the specialized figure too: time it before the guards go stale */
-		struct rs_timing_opts to = { .sz = sizeof(to), .rounds = ra->rounds,
-					     .progress = progress };
-
-		timed_valid = !rs_replay_time(rs_offline_original(off),
-					      rs_offline_optimized(off), &tr, &to, &tm_valid);
+		timed_valid = !replay_time(rs_offline_original(off), rs_offline_optimized(off),
+					   &tr, ra->rounds, &tm_valid);
 	}
 	if (ra->invalidate_guards && rs_offline_invalidate(off)) {
 		p_err("%s: invalidating the guards failed", ra->obj);
@@ -392,17 +330,9 @@ int replay_optimize(const struct replay_optimize_args *ra)
 	}
 	stale_timed = rs_offline_stale_guards(off);
 	if (!ra->no_timing) {
-		struct rs_timing_opts to = { .sz = sizeof(to), .rounds = ra->rounds,
-					     .progress = progress };
-
-		err = rs_replay_time(rs_offline_original(off), rs_offline_optimized(off), &tr, &to,
-				     &tm);
-		if (!err)
-			timed = true;
-		else if (err == -EBUSY)
-			why_not = "kernel.bpf_stats_enabled is on";
-		else
-			why_not = "timing failed";
+		why_not = replay_time(rs_offline_original(off), rs_offline_optimized(off), &tr,
+				      ra->rounds, &tm);
+		timed = !why_not;
 	}
 	if (log) {
 		size_t packets = 0;

@@ -177,6 +177,8 @@ run -j replay "$TMP/orig.o" --pcap "$TMP/t.pcap" --against "$TMP/mut.o" --mask s
 # TTL 10 and 15 in every round of 10 packets, plus the ttl_seen counters of those TTLs
 [ "$(echo "$OUT" | jget 'len([x for x in d["divergence_list"] if x["kind"] == "packet"])')" \
 	-eq 60 ] || fail "mutated: packet divergences: $OUT"
+echo "$OUT" | jget 'all(isinstance(x["diff"], list) and x["verdict_b"] for x in d["divergence_list"])' |
+	grep -q True || fail "mutated: divergence without verdicts or byte diff: $OUT"
 echo "$OUT" | jget '[x["what"] for x in d["divergence_list"] if x["kind"] == "map"]' |
 	grep -q "map stamps" && fail "mutated: masked field reported"
 pass "mutated copy caught at packet 6"
