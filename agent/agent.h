@@ -562,7 +562,8 @@ struct rs_agent_config {
 	size_t small_table_max;		/* 16 */
 	char passes[256];		/* "" = all */
 	/* places */
-	char log_path[4096];		/* JSON-lines optimization log ("" none, "-" stderr) */
+	char log_path[4096];		/* optimization log (rs_oplog, `respec log`; "" none) */
+	char events_path[4096];		/* agent events, JSON lines ("" none, "-" stderr) */
 	char metrics_path[4096];	/* Prometheus text file ("" none) */
 	char metrics_listen[128];	/* "ADDR:PORT" HTTP endpoint ("" none) */
 	double metrics_interval_s;	/* metrics file rewrite period (5) */
@@ -623,7 +624,8 @@ struct rs_agent_env {
 	const struct rs_agent_config *cfg;
 	struct rs_guard *guard;		/* may be NULL (no guard: nothing is specialized) */
 	struct rs_capture *cap;		/* may be NULL */
-	FILE *oplog;			/* JSON lines (may be NULL) */
+	FILE *oplog;			/* agent events, JSON lines (may be NULL) */
+	struct rs_oplog *olog;		/* optimization log (may be NULL) */
 	struct rs_agent_stats stats;
 	bool stopping;			/* no new work: finish and restore */
 };
@@ -658,7 +660,7 @@ int rs_agent_point_restore(struct rs_agent_point *p);
 void rs_agent_point_info(const struct rs_agent_point *p, struct rs_agent_point_info *info);
 void rs_agent_point_free(struct rs_agent_point *p);
 
-/* One JSON-lines optimization log record: {"time":..,"event":EVENT, ...rec}.  Takes rec. */
+/* One JSON-lines agent event record: {"time":..,"event":EVENT, ...rec}.  Takes rec. */
 void rs_agent_oplog(struct rs_agent_env *env, const char *event, struct json_t *rec);
 
 /* ---- packets sampled at an attach point for the canary (agent/pktsample.c) ---- */
@@ -695,6 +697,8 @@ struct rs_agent_run_opts {
 	size_t sz;
 	bool once;			/* one pass over all points, then exit (leaves ours in place) */
 	double duration_s;		/* stop after this long (0: until a signal) */
+	int argc;			/* command line for the optimization log's "run" record */
+	char **argv;
 };
 
 /* Run the agent until SIGTERM/SIGINT (or --once / duration); restores originals on exit unless

@@ -96,6 +96,7 @@ static const struct field top_fields[] = {
 	SEC("optimizer", optimizer_fields),
 	SEC("metrics", metrics_fields),
 	S("log", log_path),
+	S("events", events_path),
 	S("journal_dir", journal_dir),
 	S("pin_dir", pin_dir),
 	S("capture_dir", capture_dir),
@@ -331,6 +332,8 @@ static int parse_root(json_t *root, const char *name, struct rs_agent_config *c)
 	err = parse_object(name, "", root, top_fields, c);
 	if (err)
 		return err;
+	if (*c->log_path && !strcmp(c->log_path, c->events_path))
+		return bad(name, "events", "must not be the optimization log's file");
 	if (c->canary_min_packets > c->canary_max_packets)
 		return bad(name, "canary.min_packets", "larger than canary.max_packets (%zu)",
 			   c->canary_max_packets);

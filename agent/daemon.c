@@ -120,6 +120,8 @@ struct daemon {
 	size_t mlen;
 	uint64_t next_discover, next_metrics, last_event_discover;
 	bool discover_soon, discovered_once;
+	int argc;
+	char **argv;
 };
 
 static int prog_name(uint32_t id, char *name, size_t sz)
@@ -282,13 +284,22 @@ static int setup(struct daemon *d, const struct rs_agent_config *cfg)
 
 	d->cfg = cfg;
 	d->env.cfg = cfg;
-	if (*cfg->log_path) {
-		d->env.oplog = strcmp(cfg->log_path, "-") ? fopen(cfg->log_path, "ae") : stderr;
+	if (*cfg->events_path) {
+		d->env.oplog = strcmp(cfg->events_path, "-") ? fopen(cfg->events_path, "ae") :
+			       stderr;
 		if (!d->env.oplog) {
 			err = -errno;
-			rs_warn("agent: log %s: %s\n", cfg->log_path, strerror(errno));
+			rs_warn("agent: events %s: %s\n", cfg->events_path, strerror(errno));
 			return err;
 		}
+	}
+	if (*cfg->log_path) {
+		err = rs_oplog_open(cfg->log_path, NULL, &d->env.olog);
+		if (err) {
+			rs_warn("agent: log %s: %s\n", cfg->log_path, rs_strerror(err));
+			return err;
+		}
+		rs_oplog_run(d->env.olog, d->argc, d->argv);
 	}
 	if (*cfg->metrics_listen) {
 		err = rs_agent_metrics_open(cfg->metrics_listen, &d->metrics);
@@ -354,6 +365,7 @@ static int teardown(struct daemon *d, bool restore)
 						  err ? rs_strerror(err) : "ok"));
 	if (d->env.oplog && d->env.oplog != stderr)
 		fclose(d->env.oplog);
+	rs_oplog_close(d->env.olog);
 	rs_agent_metrics_close(d->metrics);
 	free(d->mbuf);
 	rs_prog_load_attrs_cleanup();
@@ -370,6 +382,8 @@ int rs_agent_run(const struct rs_agent_config *cfg, const struct rs_agent_run_op
 	int err, tick_ms = (int)(cfg->tick_s * 1000);
 	size_t i;
 
+	d.argc = RS_OPTS_GET(opts, argc, 0);
+	d.argv = RS_OPTS_GET(opts, argv, NULL);
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);

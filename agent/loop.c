@@ -510,6 +510,9 @@ static void st_profile(struct rs_agent_point *p, uint64_t now)
 		if (!err) {
 			p->instr_id = id_of_fd(p->instr_fd);
 			err = do_swap(p, p->live_id, p->instr_fd, NULL);
+			if (p->env->olog)
+				rs_oplog_swap(p->env->olog, &p->orig, &p->pt, p->live_id,
+					      p->instr_id, err, 0);
 			if (err == -EBUSY) {
 				close_windows(p);
 				still_ours(p);
@@ -551,6 +554,9 @@ static void st_profile(struct rs_agent_point *p, uint64_t now)
 	p->deadline = 0;
 	if (p->pr) {
 		err = do_swap(p, p->instr_id, back_fd, NULL);
+		if (p->env->olog)
+			rs_oplog_swap(p->env->olog, &p->orig, &p->pt, p->instr_id, p->live_id, err,
+				      0);
 		if (err == -EBUSY) {
 			uint32_t keep = p->live_id;
 
@@ -692,6 +698,14 @@ static void st_optimize(struct rs_agent_point *p, uint64_t now)
 			"orig_insn", (json_int_t)r->orig_insn, "new_insn", (json_int_t)r->new_insn,
 			"msg", r->msg, "assumption", r->assumption, "guard_slot", r->guard_slot));
 	}
+	if (p->env->olog) {
+		struct rs_oplog_remark_opts lro = { .sz = sizeof(lro), .snap = &p->snap,
+						    .prof = p->have_prof ? &p->prof : NULL,
+						    .optimizer_ms = p->env->stats.last_optimize_ms };
+
+		rs_oplog_snapshot(p->env->olog, &p->orig, &p->snap, lro.prof);
+		rs_oplog_remarks(p->env->olog, &p->res, &p->orig, &lro);
+	}
 	event(p, "optimize", json_pack("{s:s,s:I,s:I,s:I,s:I,s:f,s:o}", "reason",
 				       why_names[p->why], "insns_before",
 				       (json_int_t)p->orig.insn_cnt, "insns_after",
@@ -734,6 +748,9 @@ static void st_load(struct rs_agent_point *p, uint64_t now)
 			close(fd2);
 		len = strlen(log);
 		p->env->stats.verifier_rejections++;
+		if (p->env->olog)
+			rs_oplog_verify(p->env->olog, &p->orig, &p->res.prog, -1, fd, log,
+					p->env->stats.last_load_ms);
 		event(p, "verify", json_pack("{s:b,s:s,s:s}", "ok", 0, "error", rs_strerror(fd),
 					     "log", len > 4000 ? log + len - 4000 : log),
 		      "the verifier refused the specialized program: %s (original stays)",
@@ -748,6 +765,9 @@ static void st_load(struct rs_agent_point *p, uint64_t now)
 	}
 	p->new_fd = fd;
 	p->new_id = id_of_fd(fd);
+	if (p->env->olog)
+		rs_oplog_verify(p->env->olog, &p->orig, &p->res.prog, fd, 0, NULL,
+				p->env->stats.last_load_ms);
 	event(p, "verify", json_pack("{s:b,s:I,s:f}", "ok", 1, "prog_id", (json_int_t)p->new_id,
 				     "load_ms", p->env->stats.last_load_ms),
 	      "verifier accepted prog %u (%.1f ms)", p->new_id, p->env->stats.last_load_ms);
@@ -883,6 +903,14 @@ static void time_ab(struct rs_agent_point *p, struct rs_replay_prog *a, struct r
 	p->replay_orig_ns = tr.a.median;
 	p->replay_ours_ns = tr.b.median;
 	p->replay_ratio = tr.ratio.median;
+	if (p->env->olog) {
+		struct rs_oplog_measure m = { .sz = sizeof(m), .what = "replay",
+					      .method = tr.method, .packets = p->canary.cnt,
+					      .ns_before = tr.a.median, .ns_after = tr.b.median,
+					      .driver_ns = tr.driver.median, .divergences = 0 };
+
+		rs_oplog_measure(p->env->olog, &p->orig, &m);
+	}
 	event(p, "measure", json_pack("{s:s,s:s,s:f,s:f,s:f,s:f,s:I,s:I}", "what", "replay",
 				      "method", tr.method, "orig_ns_per_packet", tr.a.median,
 				      "opt_ns_per_packet", tr.b.median, "ratio", tr.ratio.median,
@@ -1014,6 +1042,14 @@ static void st_swap(struct rs_agent_point *p, uint64_t now)
 	int err;
 
 	err = do_swap(p, p->live_id, to_orig ? p->orig_fd : p->new_fd, &op_ns);
+	if (p->env->olog) {
+		if (to_orig)
+			rs_oplog_rollback(p->env->olog, &p->orig, &p->pt, p->live_id, target,
+					  "the new version was refused or is not needed", err);
+		else
+			rs_oplog_swap(p->env->olog, &p->orig, &p->pt, p->live_id, target, err,
+				      op_ns);
+	}
 	if (err == -EBUSY) {
 		still_ours(p);
 		return;
@@ -1094,6 +1130,9 @@ static void revert(struct rs_agent_point *p, uint64_t now, double ratio)
 	int err;
 
 	err = do_swap(p, p->ours_id, p->orig_fd, &op_ns);
+	if (p->env->olog)
+		rs_oplog_rollback(p->env->olog, &p->orig, &p->pt, p->ours_id, p->orig_id,
+				  "slower than the original (live window and A/B replay)", err);
 	if (err == -EBUSY) {
 		still_ours(p);
 		return;
@@ -1143,6 +1182,14 @@ static void watch_cost(struct rs_agent_point *p, uint64_t now)
 	}
 	p->ours_ns = r.ns_per_packet;
 	ratio = p->orig_ns > 0 ? p->ours_ns / p->orig_ns : 0;
+	if (p->env->olog) {
+		struct rs_oplog_measure m = { .sz = sizeof(m), .what = "live",
+					      .method = "bpf_stats", .packets = r.run_cnt,
+					      .ns_before = p->orig_ns, .ns_after = p->ours_ns,
+					      .divergences = -1 };
+
+		rs_oplog_measure(p->env->olog, &p->orig, &m);
+	}
 	event(p, "measure", json_pack("{s:s,s:I,s:f,s:I,s:f,s:f}", "what", "optimized",
 				      "prog_id", (json_int_t)p->ours_id, "ns_per_packet",
 				      r.ns_per_packet, "packets", (json_int_t)r.run_cnt,
@@ -1336,9 +1383,17 @@ int rs_agent_point_new(struct rs_agent_env *env, const struct rs_attach_point *p
 	return 0;
 }
 
+static void restore_cb(const struct rs_restore_report *r, void *ctx)
+{
+	struct rs_agent_point *p = ctx;
+
+	if (p->env->olog)
+		rs_oplog_restore(p->env->olog, r);
+}
+
 int rs_agent_point_restore(struct rs_agent_point *p)
 {
-	RS_OPTS(rs_restore_opts, ro, .journal_dir = journal_dir(p));
+	RS_OPTS(rs_restore_opts, ro, .journal_dir = journal_dir(p), .cb = restore_cb, .ctx = p);
 	int err = 0;
 
 	close_windows(p);

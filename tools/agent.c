@@ -2,12 +2,13 @@
 /*
  * agent.c - `respec agent`: run the optimizer in the background (docs/agent.md).
  *
- *   respec agent [--config FILE] [--once] [--log FILE] [--metrics FILE]
+ *   respec agent [--config FILE] [--once] [--log FILE] [--events FILE] [--metrics FILE]
  *                [--metrics-listen ADDR:PORT] [--duration S] [-v]
  *   respec agent check FILE      validate a config file (strict) and print it as JSON
  *
  * Options given here override the config file.  Transitions of every attach point's state
- * machine are printed on stderr with -v; the JSON-lines optimization log goes to --log.
+ * machine are printed on stderr with -v; the optimization log (`respec log` reads it) goes to
+ * --log, the agent's own event stream (state transitions, guards, canaries) to --events.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,8 +22,8 @@
 static int agent_help(void)
 {
 	fprintf(stderr,
-		"Usage: %s agent [--config FILE] [--once] [--log FILE] [--metrics FILE]\n"
-		"                [--metrics-listen ADDR:PORT] [--duration S] [-v]\n"
+		"Usage: %s agent [--config FILE] [--once] [--log FILE] [--events FILE]\n"
+		"                [--metrics FILE] [--metrics-listen ADDR:PORT] [--duration S] [-v]\n"
 		"       %s agent check FILE\n"
 		"       %s agent help\n\n"
 		"Discovers the XDP and TC programs the config selects (default: all), and for\n"
@@ -31,7 +32,8 @@ static int agent_help(void)
 		"replay accept it, and swaps it in by compare-and-swap; then watches guards,\n"
 		"drift and cost.  SIGTERM/SIGINT put every original back.  --once: one pass, then\n"
 		"exit leaving the specialized programs in place (guards stay active; `respec\n"
-		"restore all` undoes them).  -v prints every state transition.\n",
+		"restore all` undoes them).  -v prints every state transition.  --log: the\n"
+		"optimization log (`respec log`); --events: every transition as JSON lines.\n",
 		bin_name, bin_name, bin_name);
 	return RS_EXIT_OK;
 }
@@ -51,7 +53,7 @@ static json_t *config_json(const struct rs_agent_config *c)
 				  "kinds", (json_int_t)s->kinds));
 	}
 	return json_pack("{s:s,s:o,s:o,s:f,s:f,s:f,s:f,s:f,s:I,s:f,s:f,s:f,s:f,s:I,s:f,"
-			 "s:s,s:s,s:s,s:s,s:s,s:b}",
+			 "s:s,s:s,s:s,s:s,s:s,s:s,s:b}",
 			 "path", c->path, "select", sel, "exclude", exc, "tick_s", c->tick_s,
 			 "discover_interval_s", c->discover_interval_s,
 			 "profile_window_s", c->profile_window_s, "base_window_s",
@@ -61,7 +63,8 @@ static json_t *config_json(const struct rs_agent_config *c)
 			 c->reoptimize_interval_s, "revert_ratio", c->revert_ratio,
 			 "retry_s", c->retry_s, "canary_max_packets",
 			 (json_int_t)c->canary_max_packets, "drift_min_coverage",
-			 c->drift_min_coverage, "log", c->log_path, "metrics_file",
+			 c->drift_min_coverage, "log", c->log_path, "events", c->events_path,
+			 "metrics_file",
 			 c->metrics_path, "metrics_listen", c->metrics_listen, "journal_dir",
 			 c->journal_dir, "pin_dir", c->pin_dir, "capture", c->capture);
 }
@@ -78,7 +81,7 @@ int do_agent(int argc, char **argv)
 {
 	RS_OPTS(rs_agent_run_opts, ro);
 	struct rs_agent_config *cfg;
-	const char *config = NULL, *log = NULL, *metrics = NULL, *listen = NULL;
+	const char *config = NULL, *log = NULL, *metrics = NULL, *listen = NULL, *events = NULL;
 	int i, err, ret = RS_EXIT_FAIL;
 	char *end;
 
@@ -129,6 +132,8 @@ int do_agent(int argc, char **argv)
 			config = v;
 		} else if (!strcmp(o, "--log")) {
 			log = v;
+		} else if (!strcmp(o, "--events")) {
+			events = v;
 		} else if (!strcmp(o, "--metrics")) {
 			metrics = v;
 		} else if (!strcmp(o, "--metrics-listen")) {
@@ -148,6 +153,7 @@ int do_agent(int argc, char **argv)
 	if (config && rs_agent_config_load(config, cfg))
 		goto out;
 	if ((log && set_str(cfg->log_path, sizeof(cfg->log_path), log, "--log")) ||
+	    (events && set_str(cfg->events_path, sizeof(cfg->events_path), events, "--events")) ||
 	    (metrics && set_str(cfg->metrics_path, sizeof(cfg->metrics_path), metrics,
 				"--metrics")) ||
 	    (listen && set_str(cfg->metrics_listen, sizeof(cfg->metrics_listen), listen,
@@ -155,7 +161,20 @@ int do_agent(int argc, char **argv)
 		ret = RS_EXIT_USAGE;
 		goto out;
 	}
-	err = rs_agent_run(cfg, &ro);
+	{
+		/* "respec agent ARGS" for the optimization log's run record */
+		char **cmd = calloc((size_t)argc + 3, sizeof(*cmd));
+
+		if (cmd) {
+			cmd[0] = (char *)bin_name;
+			cmd[1] = "agent";
+			memcpy(cmd + 2, argv, (size_t)argc * sizeof(*argv));
+			ro.argc = argc + 2;
+			ro.argv = cmd;
+		}
+		err = rs_agent_run(cfg, &ro);
+		free(cmd);
+	}
 	if (err)
 		p_err("agent: %s", rs_strerror(err));
 	else

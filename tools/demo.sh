@@ -114,4 +114,5 @@ grep -E '^respec_agent_(swaps|guard_invalidations|respecializations|canary_runs)
 	"$AG_TMP/metrics.prom" | sed 's/^/        metrics: /'
 sleep 0.3
 kill "$VIEW_TAIL" "$VIEW" 2>/dev/null
-say "done: optimization log $AG_LOG (kept until exit), cleaning up"
+say "done: cleaning up (respec log show on the optimization log, first lines:)"
+"$RESPEC" log show "$AG_TMP/optlog.jsonl" 2>/dev/null | head -5 | sed 's/^/        /'

@@ -57,6 +57,12 @@ done
 	fail "vip3: too few frames after the updates"
 pass "$(jq .sent "$AG_TMP/traffic.json") frames: 0 lost, every verdict right across $(count_oplog '.event == "swap"') agent swaps (segments: $(jq -c '.flows.vip3.segments' "$AG_TMP/traffic.json"))"
 
+out=$("$RESPEC" log show "$AG_TMP/optlog.jsonl" 2>&1) || fail "respec log show refused the optimization log: $out"
+for k in swap verify remark measure snapshot; do
+	[ "$(jq -c "select(.kind == \"$k\")" "$AG_TMP/optlog.jsonl" | wc -l)" -gt 0 ] ||
+		fail "optimization log has no $k record"
+done
+pass "optimization log: $(wc -l < "$AG_TMP/optlog.jsonl") records, respec log show reads it"
 grep -q '^respec_agent_swaps_total [1-9]' "$AG_TMP/metrics.prom" || fail "metrics file lacks swaps"
 grep -q 'respec_point_specialized{.*} 1' "$AG_TMP/metrics.prom" || fail "metrics: not specialized"
 pass "metrics file"

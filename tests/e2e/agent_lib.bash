@@ -6,7 +6,8 @@
 #   loader_start SAMPLE SCEN start BUILD/bpf/samples/SAMPLE/SAMPLE-loader on rsv1 (XDP, skb
 #                            mode) with its stdin on a fifo; loader_cmd "delete MAP KEY" talks
 #   agent_start [JSON]       respec agent with a config for this namespace (+ JSON members)
-#   wait_oplog FILTER SECS   wait until the optimization log has a record matching a jq filter
+#   wait_oplog FILTER SECS   wait until the agent's event log ($AG_LOG) has a record matching
+#                            a jq filter (the optimization log for `respec log` is optlog.jsonl)
 #   traffic_start ARGS       tools/rs_traffic.py inside the namespace (rsv0 -> rsv1), report in
 #                            $AG_TMP/traffic.json after traffic_stop; mark = a verdict boundary
 set -u
@@ -77,7 +78,7 @@ agent_config() {
   "profile": {"base_window_s": 0.5, "window_s": 1.5, "interval_s": 0},
   "reoptimize_interval_s": 0,
   "revert": {"delay_s": 0.5, "window_s": 1},
-  "log": "$AG_LOG", "journal_dir": "$AG_JOURNAL", "pin_dir": "$AG_PIN",
+  "events": "$AG_LOG", "log": "$AG_TMP/optlog.jsonl", "journal_dir": "$AG_JOURNAL", "pin_dir": "$AG_PIN",
   "capture_dir": "$AG_TMP/capture",
   "metrics": {"file": "$AG_TMP/metrics.prom", "interval_s": 1} }
 JSON

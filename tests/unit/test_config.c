@@ -62,7 +62,7 @@ static void test_full(void **state)
 		"  \"optimizer\": {\"max_hot_keys\": 4, \"min_hot_share\": 0.05, \"small_table_max\": 8,\n"
 		"                 \"passes\": \"map_fold,dce\"},\n"
 		"  \"metrics\": {\"file\": \"/tmp/m.prom\", \"listen\": \"127.0.0.1:9435\", \"interval_s\": 1},\n"
-		"  \"log\": \"/tmp/oplog.jsonl\", \"journal_dir\": \"/tmp/j\", \"pin_dir\": \"/sys/fs/bpf/x\",\n"
+		"  \"log\": \"/tmp/oplog.jsonl\", \"events\": \"/tmp/ev.jsonl\", \"journal_dir\": \"/tmp/j\", \"pin_dir\": \"/sys/fs/bpf/x\",\n"
 		"  \"capture_dir\": \"/tmp/cap\", \"capture\": false }";
 
 	(void)state;
@@ -90,6 +90,7 @@ static void test_full(void **state)
 	assert_string_equal(c.metrics_path, "/tmp/m.prom");
 	assert_string_equal(c.metrics_listen, "127.0.0.1:9435");
 	assert_string_equal(c.log_path, "/tmp/oplog.jsonl");
+	assert_string_equal(c.events_path, "/tmp/ev.jsonl");
 	assert_string_equal(c.journal_dir, "/tmp/j");
 	assert_string_equal(c.pin_dir, "/sys/fs/bpf/x");
 	assert_string_equal(c.capture_dir, "/tmp/cap");
@@ -119,6 +120,7 @@ static void test_errors(void **state)
 		{ "{\"tick_s\": 0.1, \"tick_s\": 0.2}", "agent.json: line 1" },
 		{ "{\"tick_s\": ", "agent.json: line 1" },
 		{ "[]", "expected an object" },
+		{ "{\"log\": \"/x\", \"events\": \"/x\"}", "events: must not be the optimization log" },
 	};
 	struct rs_agent_config c;
 	size_t i;
