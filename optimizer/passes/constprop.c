@@ -170,6 +170,23 @@ static bool alu(const struct bpf_insn *in, uint64_t d, uint64_t s, uint64_t *out
 	return true;
 }
 
+/* op with its operands swapped (a op b == b op' a), 0 when there is none */
+static uint8_t swapped_op(uint8_t op)
+{
+	switch (op) {
+	case BPF_JEQ: case BPF_JNE: case BPF_JSET: return op;
+	case BPF_JGT: return BPF_JLT;
+	case BPF_JLT: return BPF_JGT;
+	case BPF_JGE: return BPF_JLE;
+	case BPF_JLE: return BPF_JGE;
+	case BPF_JSGT: return BPF_JSLT;
+	case BPF_JSLT: return BPF_JSGT;
+	case BPF_JSGE: return BPF_JSLE;
+	case BPF_JSLE: return BPF_JSGE;
+	default: return 0;
+	}
+}
+
 /* 1 taken, 0 not taken, -1 unknown */
 static int branch(const struct bpf_insn *in, const struct cstate *s)
 {
@@ -491,6 +508,25 @@ static int rewrite(struct rs_opt_ctx *ctx, struct rs_edit *e, const struct cp *c
 	if (last && rs_insn_is_cond_jmp(in)) {
 		int t = branch(in, s);
 
+		if (t < 0 && BPF_SRC(in->code) == BPF_X && s->r[in->src_reg].k != C_CONST &&
+		    s->r[in->dst_reg].k == C_CONST && swapped_op(BPF_OP(in->code)) &&
+		    (cls == BPF_JMP32 || (int64_t)s->r[in->dst_reg].v ==
+					 (int64_t)(int32_t)s->r[in->dst_reg].v)) {
+			/* `if K op rY` -> `if rY op' K`: the constant's register may die */
+			o[0] = *in;
+			o[0].code = (uint8_t)(cls | swapped_op(BPF_OP(in->code)) | BPF_K);
+			o[0].dst_reg = in->src_reg;
+			o[0].src_reg = 0;
+			o[0].imm = (int32_t)s->r[in->dst_reg].v;
+			tgt[0] = rs_insn_target(c->p->insns, i);
+			err = rs_edit_replace(e, i, 1, o, tgt, 1);
+			if (!err)
+				err = rs_pass_remark(ctx, RS_REMARK_APPLIED, orig, -1, in, 1, o, 1,
+						     NULL, "compare with a known constant "
+						     "(operands swapped)");
+			(*n)++;
+			return err;
+		}
 		if (t < 0) {
 			if (BPF_SRC(in->code) != BPF_X || s->r[in->src_reg].k != C_CONST)
 				return 0;
@@ -523,6 +559,33 @@ static int rewrite(struct rs_opt_ctx *ctx, struct rs_edit *e, const struct cp *c
 		(*n)++;
 		return err;
 	}
+	/* a memory access through a copy of the frame pointer: through r10 itself (the copy
+	 * may then die) */
+	if ((cls == BPF_LDX && BPF_MODE(in->code) == BPF_MEM && in->src_reg != RS_REG_FP &&
+	     s->r[in->src_reg].k == C_FP) ||
+	    ((cls == BPF_STX || cls == BPF_ST) && BPF_MODE(in->code) == BPF_MEM &&
+	     in->dst_reg != RS_REG_FP && s->r[in->dst_reg].k == C_FP)) {
+		int64_t off = (int64_t)s->r[cls == BPF_LDX ? in->src_reg : in->dst_reg].v + in->off;
+		int sl = slot_of(off);
+
+		if (off < -512 || off >= 0)
+			return 0;
+		if (cls == BPF_LDX && msize(in) == 8 && sl >= 0 && s->st[sl].k == C_CONST)
+			goto fold;	/* a known value: becomes an immediate below */
+		o[0] = *in;
+		if (cls == BPF_LDX)
+			o[0].src_reg = RS_REG_FP;
+		else
+			o[0].dst_reg = RS_REG_FP;
+		o[0].off = (int16_t)off;
+		err = rs_edit_replace(e, i, 1, o, NULL, 1);
+		if (!err)
+			err = rs_pass_remark(ctx, RS_REMARK_APPLIED, orig, -1, in, 1, o, 1, NULL,
+					     "stack access through r10");
+		(*n)++;
+		return err;
+	}
+fold:
 	if (in->dst_reg == RS_REG_FP)
 		return 0;
 	if ((cls == BPF_ALU || cls == BPF_ALU64) && !is_mov_imm(in)) {

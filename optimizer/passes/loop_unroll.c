@@ -386,8 +386,8 @@ static int build(struct rs_opt_ctx *ctx, const struct loop_site *ls, const struc
 				body += 2;
 			else if (vals && (long)i == ci->lookup)
 				body += 2;
-			else
-				body += 1;
+			else if (!(i == cb_len - 1 && rs_insn_is_exit(in)))
+				body += 1;	/* a final exit falls into the epilogue */
 		}
 		pos[cb_len] = body;
 		for (i = 0; i < cb_len; i++) {
@@ -453,6 +453,8 @@ static int build(struct rs_opt_ctx *ctx, const struct loop_site *ls, const struc
 					BPF_K, .dst_reg = in.dst_reg, .imm = -base }, -2);
 				continue;
 			}
+			if (rs_insn_is_exit(&in) && i == cb_len - 1)
+				continue;
 			if (rs_insn_is_exit(&in)) {	/* -> after the body */
 				in = (struct bpf_insn){ .code = BPF_JMP | BPF_JA,
 					.off = (int16_t)(pos[cb_len] - n - 1) };
@@ -625,6 +627,73 @@ out:
 	return err;
 }
 
+/*
+ * Jump threading over the inlined exits: a branch to `L: r0 = rX; if r0 == 0 goto M` taken
+ * with rX a known constant (set by `rX = imm` earlier in the branch's block) goes straight to
+ * M (constant 0) or past the test (non-zero), when nothing there reads r0 before writing it.
+ * The callback's "return 0" paths then continue with the next iteration directly.
+ */
+static int thread_exits(struct rs_opt_ctx *ctx, size_t *threaded)
+{
+	const struct rs_prog *p = &ctx->prog;
+	rs_regmask_t *live = NULL;
+	struct rs_edit *e = NULL;
+	struct rs_cfg cfg;
+	size_t i, end;
+	int err;
+
+	*threaded = 0;
+	memset(&cfg, 0, sizeof(cfg));
+	err = rs_cfg_build_prog(p, &cfg);
+	if (!err)
+		err = rs_liveness(&cfg, p->insns, &live);
+	if (err)
+		goto out;
+	e = rs_edit_new(p);
+	if (!e) {
+		err = -ENOMEM;
+		goto out;
+	}
+	end = cfg.subprog_cnt > 1 ? cfg.subprogs[1].start : p->insn_cnt;
+	for (i = 0; i < end && !err; i += rs_insn_width(&p->insns[i])) {
+		const struct bpf_insn *in = &p->insns[i], *l, *t;
+		long L, M, d, to;
+		int64_t c;
+		struct bpf_insn nj;
+
+		if (!rs_insn_is_jmp(in) || cfg.insn_bb[i] < 0)
+			continue;
+		L = rs_insn_target(p->insns, i);
+		if (L < 0 || (size_t)L + 2 >= end)
+			continue;
+		l = &p->insns[L];
+		t = &p->insns[L + 1];
+		if (l->code != (BPF_ALU64 | BPF_MOV | BPF_X) || l->dst_reg != 0 || l->off ||
+		    t->code != (BPF_JMP | BPF_JEQ | BPF_K) || t->dst_reg != 0 || t->imm)
+			continue;
+		d = last_def(p, &cfg, i, l->src_reg);
+		if (d < 0 || !mov_imm(&p->insns[d], &c) ||
+		    rs_insn_class(&p->insns[d]) != BPF_ALU64)
+			continue;
+		M = rs_insn_target(p->insns, (size_t)L + 1);
+		to = c == 0 ? M : L + 2;
+		if (to < 0 || (size_t)to >= cfg.insn_cnt || (live[to] & 1u))
+			continue;	/* r0 (not set on the new path) is read there */
+		nj = *in;
+		err = rs_edit_replace(e, i, 1, &nj, &to, 1);
+		(*threaded)++;
+	}
+	if (!err && *threaded) {
+		err = rs_pass_commit(ctx, e);
+		e = NULL;
+	}
+out:
+	rs_edit_free(e);
+	free(live);
+	rs_cfg_free(&cfg);
+	return err;
+}
+
 static int loop_unroll_run(struct rs_opt_ctx *ctx)
 {
 	struct rs_cfg cfg;
@@ -673,7 +742,7 @@ restart:
 	if (!err && pool >= 0) {
 		struct rs_remarks *keep = ctx->remarks, quiet = { 0 };
 		struct rs_pass_stats *st = ctx->stats;
-		size_t before = ctx->prog.insn_cnt;
+		size_t before = ctx->prog.insn_cnt, threaded = 0;
 
 		ctx->remarks = &quiet;
 		ctx->stats = NULL;
@@ -681,10 +750,13 @@ restart:
 		ctx->remarks = keep;
 		ctx->stats = st;
 		if (!err)
+			err = thread_exits(ctx, &threaded);
+		if (!err)
 			err = rs_pass_remark(ctx, RS_REMARK_APPLIED, -1, -1, NULL, 0, NULL, 0,
 					     NULL, "constant propagation over the unrolled code: "
-					     "%zu decisions (%zu -> %zu insns before dce)",
-					     quiet.cnt, before, ctx->prog.insn_cnt);
+					     "%zu decisions (%zu -> %zu insns before dce), %zu "
+					     "callback exits threaded to the next iteration",
+					     quiet.cnt, before, ctx->prog.insn_cnt, threaded);
 		rs_remarks_free(&quiet);
 	}
 	return err;
