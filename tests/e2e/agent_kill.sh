@@ -3,6 +3,8 @@
 # the router sample (loaded by its loader) keeps giving correct verdicts throughout (0 routed
 # frames lost, unrouted frames always dropped), and after each kill `respec restore all`
 # brings back the loader's original program id.  The state each kill hit is reported.
+# First, `respec agent --once`: one pass, exit 0, the specialized program left in place with
+# its journal entry and pinned guard; `respec restore all` undoes it.
 set -u
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/agent_lib.bash"
@@ -12,6 +14,18 @@ agent_setup kill
 loader_start router "$AG_SRC/bpf/samples/router/scenarios/router-1k.json"
 traffic_start --pps 1000 --flow r10,udp,10.9.0.1,10.1.2.5,1000,53 \
 	--flow none,udp,10.9.0.3,5.5.5.5,1002,53
+agent_config
+timeout 60 "$RESPEC" agent --config "$AG_TMP/agent.json" --once >>"$AG_TMP/agent.err" 2>&1 ||
+	fail "respec agent --once failed: $(tail -3 "$AG_TMP/agent.err")"
+once=$(xdp_prog_id)
+[ "$once" != "$AG_PROG" ] || fail "--once left the original in place"
+"$RESPEC" restore list journal "$AG_JOURNAL" | grep -q "ours prog $once" || fail "--once: no journal entry"
+[ -e "$AG_PIN/guard_gen" ] || fail "--once: the guard is not pinned"
+"$RESPEC" restore all journal "$AG_JOURNAL" >/dev/null || fail "restore after --once"
+[ "$(xdp_prog_id)" = "$AG_PROG" ] || fail "restore after --once: prog $(xdp_prog_id)"
+pass "--once: prog $once left in place (journal + pinned guard), respec restore all put $AG_PROG back"
+: > "$AG_LOG"
+
 agent_config '"profile": {"base_window_s": 0.2, "window_s": 0.4, "interval_s": 0.3, "drift_min_coverage": 0}'
 RANDOM=$$
 states=()
