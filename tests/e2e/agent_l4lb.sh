@@ -5,7 +5,8 @@
 #   - a VIP is deleted, then added back, through the loader's control plane during traffic:
 #     every frame sent after the loader answered gets the new verdict (guard), and the agent
 #     re-specializes within 3 s of each update;
-#   - SIGTERM puts the loader's program back and closes the journal; metrics were written.
+#   - SIGTERM puts the loader's program back and closes the journal; metrics were written to
+#     the file and served on a loopback HTTP endpoint; `respec log show` reads the log.
 set -u
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/agent_lib.bash"
@@ -15,7 +16,8 @@ loader_start l4lb "$AG_SRC/bpf/samples/l4lb/scenarios/l4lb-16x64.json"
 VIP3='{"v4":"10.100.0.4","port":443,"proto":6}'
 traffic_start --pps 1500 --flow vip0,tcp,10.1.0.1,10.100.0.1,1234,80 \
 	--flow vip3,tcp,10.1.0.2,10.100.0.4,1235,443 --flow other,udp,10.1.0.3,10.7.7.7,1000,2000
-agent_start
+PORT=$((20000 + $$ % 20000))
+agent_start "\"metrics\": {\"listen\": \"127.0.0.1:$PORT\"}"
 
 wait_oplog '.event == "swap" and .version == 1' 60 ||
 	fail "no specialized program swapped in: $(tail -5 "$AG_TMP/agent.err")"
@@ -65,7 +67,10 @@ done
 pass "optimization log: $(wc -l < "$AG_TMP/optlog.jsonl") records, respec log show reads it"
 grep -q '^respec_agent_swaps_total [1-9]' "$AG_TMP/metrics.prom" || fail "metrics file lacks swaps"
 grep -q 'respec_point_specialized{.*} 1' "$AG_TMP/metrics.prom" || fail "metrics: not specialized"
-pass "metrics file"
+m=$(python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$PORT/metrics', timeout=5).read().decode())") ||
+	fail "no metrics over HTTP on 127.0.0.1:$PORT"
+echo "$m" | grep -q '^respec_agent_swaps_total [1-9]' || fail "HTTP metrics lack swaps"
+pass "metrics file and HTTP endpoint (127.0.0.1:$PORT)"
 
 agent_stop
 [ "$(xdp_prog_id)" = "$AG_PROG" ] || fail "after SIGTERM prog $(xdp_prog_id) is at rsv1, not the original $AG_PROG"
