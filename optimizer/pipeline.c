@@ -110,6 +110,14 @@ int rs_pass_remark(struct rs_opt_ctx *ctx, enum rs_remark_kind kind, long orig_i
 	struct rs_remark rm;
 	va_list ap;
 
+	if (ctx->stats) {
+		if (kind == RS_REMARK_APPLIED)
+			ctx->stats->applied++;
+		else if (kind == RS_REMARK_MISSED)
+			ctx->stats->missed++;
+	}
+	if (!ctx->remarks)
+		return 0;		/* a pass run inside another, quietly (loop_unroll) */
 	memset(&rm, 0, sizeof(rm));
 	rm.kind = kind;
 	snprintf(rm.pass, sizeof(rm.pass), "%s", ctx->pass_name ? ctx->pass_name : "pipeline");
@@ -126,12 +134,6 @@ int rs_pass_remark(struct rs_opt_ctx *ctx, enum rs_remark_kind kind, long orig_i
 	rm.before_cnt = before_cnt;
 	rm.after = (struct bpf_insn *)after;
 	rm.after_cnt = after_cnt;
-	if (ctx->stats) {
-		if (kind == RS_REMARK_APPLIED)
-			ctx->stats->applied++;
-		else if (kind == RS_REMARK_MISSED)
-			ctx->stats->missed++;
-	}
 	return rs_remarks_add(ctx->remarks, &rm);
 }
 

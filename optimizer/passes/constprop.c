@@ -379,17 +379,20 @@ struct cp {
 	struct cstate *in;
 	int *work;
 	bool *queued;
-	size_t head, cnt;
+	size_t head, cnt;		/* lowest queued block at or after head; queued count */
 };
 
+/* The worklist is ordered by block index (blocks are in instruction order, so forward code
+ * is processed after all its predecessors: once per block on acyclic code, instead of once
+ * per changed predecessor with a FIFO, which is quadratic on long unrolled code). */
 static void push(struct cp *c, int b)
 {
-	size_t n = c->cfg.bb_cnt + 1;
-
 	if (c->queued[b])
 		return;
 	c->queued[b] = true;
-	c->work[(c->head + c->cnt++) % n] = b;
+	c->cnt++;
+	if ((size_t)b < c->head)
+		c->head = (size_t)b;
 }
 
 /* run block b; feed its feasible successors */
@@ -457,10 +460,15 @@ static int fixpoint(struct cp *c)
 		s->r[RS_REG_FP] = (struct cval){ C_FP, 0 };
 		push(c, e);
 	}
+	c->head = 0;
 	while (c->cnt) {
-		int b = c->work[c->head];
+		int b;
 
-		c->head = (c->head + 1) % n;
+		while (c->head < n && !c->queued[c->head])
+			c->head++;
+		if (c->head >= n)
+			return -EINVAL;		/* cnt out of step: cannot happen */
+		b = (int)c->head;
 		c->cnt--;
 		c->queued[b] = false;
 		run_block(c, b);

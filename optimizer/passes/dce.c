@@ -74,7 +74,8 @@ static int reachable(const struct rs_cfg *cfg, bool **out)
 }
 
 /* round 1: unreachable blocks and jumps over nothing */
-static int remove_unreachable(struct rs_opt_ctx *ctx, size_t *removed)
+/* *gen: generated instructions (no original index) removed, summed up in one remark */
+static int remove_unreachable(struct rs_opt_ctx *ctx, size_t *removed, size_t *gen)
 {
 	const struct rs_prog *p = &ctx->prog;
 	struct rs_cfg cfg;
@@ -103,7 +104,9 @@ static int remove_unreachable(struct rs_opt_ctx *ctx, size_t *removed)
 		for (i = bb->start; i < bb->end; i++)
 			gone[i] = true;
 		err = rs_edit_delete(e, bb->start, bb->end - bb->start);
-		if (!err)
+		if (!err && ctx->orig_idx[bb->start] < 0)
+			*gen += bb->end - bb->start;
+		else if (!err)
 			err = rs_pass_remark(ctx, RS_REMARK_APPLIED, ctx->orig_idx[bb->start], -1,
 					     &p->insns[bb->start], bb->end - bb->start, NULL, 0,
 					     NULL, "unreachable block of %zu instructions removed",
@@ -141,7 +144,7 @@ out:
 }
 
 /* round 2..: dead register definitions; returns instructions removed in *n */
-static int remove_dead_defs(struct rs_opt_ctx *ctx, size_t *n)
+static int remove_dead_defs(struct rs_opt_ctx *ctx, size_t *n, size_t *gen)
 {
 	const struct rs_prog *p = &ctx->prog;
 	rs_regmask_t *live_in = NULL;
@@ -184,10 +187,13 @@ static int remove_dead_defs(struct rs_opt_ctx *ctx, size_t *n)
 				continue;
 			}
 			err = rs_edit_delete(e, i, w);
-			if (!err)
+			/* code other passes made (no original site) is summed up in one remark */
+			if (!err && ctx->orig_idx[i] >= 0)
 				err = rs_pass_remark(ctx, RS_REMARK_APPLIED, ctx->orig_idx[i], -1,
 						     in, w, NULL, 0, NULL,
 						     "dead register definition removed");
+			else if (!err)
+				(*gen)++;
 			(*n)++;
 		}
 	}
@@ -204,16 +210,20 @@ out:
 
 static int dce_run(struct rs_opt_ctx *ctx)
 {
-	size_t removed = 0, n, round;
+	size_t removed = 0, n, round, gen = 0;
 	int err;
 
-	err = remove_unreachable(ctx, &removed);
+	err = remove_unreachable(ctx, &removed, &gen);
 	for (round = 0; !err && round < DCE_MAX_ROUNDS; round++) {
-		err = remove_dead_defs(ctx, &n);
+		err = remove_dead_defs(ctx, &n, &gen);
 		if (!n)
 			break;
 		removed += n;
 	}
+	if (!err && gen)
+		err = rs_pass_remark(ctx, RS_REMARK_APPLIED, -1, -1, NULL, 0, NULL, 0, NULL,
+				     "%zu dead or unreachable instructions of generated code removed",
+				     gen);
 	if (!err && removed)
 		rs_debug("prog %u (%s): dce: %zu instructions removed", ctx->orig->id,
 			 ctx->orig->name, removed);

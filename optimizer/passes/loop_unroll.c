@@ -740,12 +740,12 @@ restart:
 	/* fold what the immediates decide (zero masks, "any" fields) before dce; its
 	 * per-instruction remarks on thousands of unrolled instructions become one */
 	if (!err && pool >= 0) {
-		struct rs_remarks *keep = ctx->remarks, quiet = { 0 };
-		struct rs_pass_stats *st = ctx->stats;
+		struct rs_remarks *keep = ctx->remarks;
+		struct rs_pass_stats *st = ctx->stats, quiet = { .applied = 0 };
 		size_t before = ctx->prog.insn_cnt, threaded = 0;
 
-		ctx->remarks = &quiet;
-		ctx->stats = NULL;
+		ctx->remarks = NULL;	/* counted, not recorded */
+		ctx->stats = &quiet;
 		err = rs_pass_constprop.run(ctx);
 		ctx->remarks = keep;
 		ctx->stats = st;
@@ -756,8 +756,7 @@ restart:
 					     NULL, "constant propagation over the unrolled code: "
 					     "%zu decisions (%zu -> %zu insns before dce), %zu "
 					     "callback exits threaded to the next iteration",
-					     quiet.cnt, before, ctx->prog.insn_cnt, threaded);
-		rs_remarks_free(&quiet);
+					     quiet.applied, before, ctx->prog.insn_cnt, threaded);
 	}
 	return err;
 }
