@@ -703,6 +703,13 @@ static int loop_unroll_run(struct rs_opt_ctx *ctx)
 	bool dce_done = false;
 	int err, pool = -1;
 
+	/* cheap check first: most programs have no bpf_loop */
+	for (i = 0; i < ctx->prog.insn_cnt; i += rs_insn_width(&ctx->prog.insns[i]))
+		if (rs_insn_is_helper_call(&ctx->prog.insns[i]) &&
+		    ctx->prog.insns[i].imm == BPF_FUNC_loop)
+			break;
+	if (i >= ctx->prog.insn_cnt)
+		return 0;
 	memset(&cfg, 0, sizeof(cfg));
 	err = rs_cfg_build_prog(&ctx->prog, &cfg);
 	if (err)
