@@ -61,6 +61,12 @@ json_t *replay_verdicts_json(uint32_t type, const uint64_t *hist);
 json_t *replay_divergence_json(uint32_t type, const struct rs_divergence *d, size_t base);
 void replay_timing_json(json_t *o, const struct rs_timing_result *tm, bool timed, bool has_b,
 			const char *why_not);
+/* PROG (a { id | pinned | tag | name | dev } spec) or OBJ (a path) at argv[*i], for `respec
+ * replay` and `respec optimize` (cmd names it in usage errors): fills *spec and sets *is_prog,
+ * or sets *path; advances *i.  0 or RS_EXIT_USAGE (message printed). */
+struct rs_prog_spec;
+int parse_prog_or_obj(const char *cmd, int argc, char **argv, int *i,
+		      struct rs_prog_spec *spec, bool *is_prog, const char **path);
 /* Time a against b (b may be NULL) with replay_progress: NULL when timed, else why not. */
 struct rs_replay_prog;
 struct rs_trace;

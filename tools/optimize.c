@@ -51,24 +51,13 @@ static int optimize_help(void)
 	return RS_EXIT_OK;
 }
 
-static bool prog_keyword(const char *w)
-{
-	return !strcmp(w, "id") || !strcmp(w, "pinned") || !strcmp(w, "tag") ||
-	       !strcmp(w, "name") || !strcmp(w, "dev");
-}
-
 static int parse_args(int argc, char **argv, struct opt_args *oa)
 {
-	int i = 0, used = 0;
+	int i = 0, err;
 
-	if (prog_keyword(argv[0])) {
-		if (rs_prog_spec_parse(argc, argv, &oa->spec, &used))
-			return usage_err("optimize", "bad PROG '%s'", argv[0]);
-		oa->is_prog = true;
-		i = used;
-	} else {
-		oa->obj = argv[i++];
-	}
+	err = parse_prog_or_obj("optimize", argc, argv, &i, &oa->spec, &oa->is_prog, &oa->obj);
+	if (err)
+		return err;
 	while (i < argc) {
 		const char *o = argv[i++];
 		const char *v = i < argc ? argv[i] : NULL;

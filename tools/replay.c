@@ -79,28 +79,31 @@ static int replay_help(void)
 	return RS_EXIT_OK;
 }
 
-static bool prog_keyword(const char *w)
+int parse_prog_or_obj(const char *cmd, int argc, char **argv, int *i,
+		      struct rs_prog_spec *spec, bool *is_prog, const char **path)
 {
-	return !strcmp(w, "id") || !strcmp(w, "pinned") || !strcmp(w, "tag") ||
-	       !strcmp(w, "name") || !strcmp(w, "dev");
+	const char *w = *i < argc ? argv[*i] : NULL;
+	int used = 0;
+
+	if (!w)
+		return usage_err(cmd, "expected PROG or OBJ");
+	if (strcmp(w, "id") && strcmp(w, "pinned") && strcmp(w, "tag") && strcmp(w, "name") &&
+	    strcmp(w, "dev")) {
+		*path = w;
+		(*i)++;
+		return 0;
+	}
+	if (rs_prog_spec_parse(argc - *i, argv + *i, spec, &used))
+		return usage_err(cmd, "bad PROG '%s'", w);
+	*is_prog = true;
+	*i += used;
+	return 0;
 }
 
 /* Parse PROG|OBJ at argv[*i]; advances *i. */
 static int parse_target(int argc, char **argv, int *i, struct target *t)
 {
-	int used = 0;
-
-	if (*i >= argc)
-		return usage_err("replay", "expected PROG or OBJ");
-	if (!prog_keyword(argv[*i])) {
-		t->path = argv[(*i)++];
-		return 0;
-	}
-	if (rs_prog_spec_parse(argc - *i, argv + *i, &t->spec, &used))
-		return usage_err("replay", "bad PROG '%s'", argv[*i]);
-	t->is_prog = true;
-	*i += used;
-	return 0;
+	return parse_prog_or_obj("replay", argc, argv, i, &t->spec, &t->is_prog, &t->path);
 }
 
 static int parse_args(int argc, char **argv, struct replay_args *ra)
