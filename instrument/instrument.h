@@ -499,4 +499,28 @@ int rs_offline_apply_update(struct rs_offline *off, size_t i);
 struct rs_oplog;
 int rs_offline_oplog(const struct rs_offline *off, struct rs_oplog *log);
 
+/* ==== map copy (instrument/mapcopy.c) ====================================================
+ *
+ * Copy every entry of map src_fd into dst_fd (same type, key/value sizes, max entries): batch
+ * lookups/updates where the map type has them (arrays, hashes, LRU and per-CPU variants), else
+ * key by key (LPM trie, devmap, cpumap, ...).  Per-CPU values keep every CPU's value.
+ */
+struct bpf_map_info;
+
+struct rs_map_copy_opts {
+	size_t sz;
+	bool dst_empty;			/* dst was just created: arrays skip all-zero values */
+	bool clear_dst;			/* hashes: delete every entry of dst first so dst == src
+					 * afterwards (arrays need none: every index is written) */
+	uint32_t batch;			/* entries per batch syscall (default 4096) */
+	bool no_batch;			/* force the key-by-key copy (tests, timing) */
+	uint64_t *copied;		/* out (may be NULL): entries written into dst */
+};
+#define rs_map_copy_opts__last_field copied
+
+/* `info` describes src (NULL: read from src_fd).  0 or a negative errno (the message names
+ * the map). */
+int rs_map_copy(int src_fd, int dst_fd, const struct bpf_map_info *info,
+		const struct rs_map_copy_opts *opts);
+
 #endif /* RS_INSTRUMENT_H */
