@@ -190,19 +190,6 @@ err:
 	return err;
 }
 
-/* Value size as user space sees it (per-CPU maps: one 8-aligned slot per possible CPU). */
-static size_t user_value_size(uint32_t type, uint32_t value_size)
-{
-	int ncpu;
-
-	if (!rs_map_type_percpu(type))
-		return value_size;
-	ncpu = libbpf_num_possible_cpus();
-	if (ncpu < 1)
-		ncpu = 1;
-	return (size_t)((value_size + 7) & ~7u) * ncpu;
-}
-
 static bool copyable(uint32_t type)
 {
 	switch (type) {
@@ -222,37 +209,12 @@ static bool copyable(uint32_t type)
 	}
 }
 
+/* The clone is fresh: batch copies (instrument/mapcopy.c), zero array values skipped. */
 static int copy_contents(int src, int dst, const struct bpf_map_info *info)
 {
-	size_t vsz = user_value_size(info->type, info->value_size);
-	void *key, *next, *val;
-	bool first = true;
-	int err = 0;
+	RS_OPTS(rs_map_copy_opts, o, .dst_empty = true);
 
-	key = calloc(1, info->key_size + 1);
-	next = calloc(1, info->key_size + 1);
-	val = calloc(1, vsz + 1);
-	if (!key || !next || !val) {
-		err = -ENOMEM;
-		goto out;
-	}
-	while (!bpf_map_get_next_key(src, first ? NULL : key, next)) {
-		first = false;
-		memcpy(key, next, info->key_size);
-		if (bpf_map_lookup_elem(src, key, val))
-			continue;	/* deleted meanwhile */
-		if (bpf_map_update_elem(dst, key, val, BPF_ANY)) {
-			err = -errno;
-			rs_warn("map %u (%s): copying an entry into the clone: %s", info->id,
-				info->name, rs_strerror(err));
-			goto out;
-		}
-	}
-out:
-	free(key);
-	free(next);
-	free(val);
-	return err;
+	return rs_map_copy(src, dst, info, &o);
 }
 
 /* Clone live map `id`; returns the clone's fd and its kernel id in *clone_id. */
