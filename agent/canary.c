@@ -2,7 +2,7 @@
 /*
  * canary.c - the CANARY phase of the agent's control loop: the original and the specialized
  * program are opened in isolation by the replay engine (private clones of the live maps),
- * the clones of maps the data path writes are aligned with batch copies (they were cloned at
+ * the clones of maps the data path writes are aligned with rs_map_copy (they were cloned at
  * slightly different moments), and both run over the packets sampled at the point
  * (agent/pktsample.c): verdicts, output bytes and map contents must agree.  Then an A/B
  * timing of the same packets gives before/after ns/packet.  docs/agent.md.
@@ -19,75 +19,6 @@
 
 #include "agent/loop_internal.h"
 
-static int copy_map(int fa, int fb, uint32_t key_size, size_t vsz, bool array)
-{
-	uint32_t chunk = 4096, n;
-	uint8_t *keys, *vals, *one = NULL, *next = NULL;
-	uint64_t in = 0, out = 0;
-	bool first = true;
-	int err = 0;
-
-	keys = malloc((size_t)chunk * key_size);
-	vals = malloc((size_t)chunk * vsz);
-	if (!keys || !vals) {
-		err = -ENOMEM;
-		goto out;
-	}
-	/* hashes: empty b first (entries the data path added to b's clone meanwhile) */
-	one = calloc(1, key_size + 8);
-	next = calloc(1, key_size + 8);
-	if (!one || !next) {
-		err = -ENOMEM;
-		goto out;
-	}
-	while (!array && !bpf_map_get_next_key(fb, NULL, next))
-		if (bpf_map_delete_elem(fb, next))
-			break;
-	for (;;) {
-		LIBBPF_OPTS(bpf_map_batch_opts, bo);
-
-		n = chunk;
-		err = bpf_map_lookup_batch(fa, first ? NULL : &in, &out, keys, vals, &n, &bo);
-		if (err && errno != ENOENT)
-			break;
-		first = false;
-		if (n) {
-			uint32_t m = n;
-
-			if (bpf_map_update_batch(fb, keys, vals, &m, &bo)) {
-				err = -errno;
-				goto out;
-			}
-		}
-		if (err)	/* ENOENT: that was the last batch */
-			break;
-		in = out;
-	}
-	if (!err || errno == ENOENT) {
-		err = 0;
-		goto out;
-	}
-	/* no batch support for this map type: key by key */
-	err = 0;
-	first = true;
-	while (!bpf_map_get_next_key(fa, first ? NULL : one, next)) {
-		first = false;
-		memcpy(one, next, key_size);
-		if (bpf_map_lookup_elem(fa, one, vals))
-			continue;
-		if (bpf_map_update_elem(fb, one, vals, BPF_ANY)) {
-			err = -errno;
-			break;
-		}
-	}
-out:
-	free(keys);
-	free(vals);
-	free(one);
-	free(next);
-	return err;
-}
-
 /*
  * The two replay programs clone the live maps at slightly different moments; maps the data
  * path writes itself (counters, connection tables) moved in between.  Give b the exact
@@ -96,30 +27,27 @@ out:
 static int sync_clones(struct rs_agent_point *p, struct rs_replay_prog *a,
 		       struct rs_replay_prog *b)
 {
-	int ncpu = libbpf_num_possible_cpus();
 	size_t i;
 	int err;
 
 	for (i = 0; i < p->orig.map_cnt; i++) {
 		const struct rs_map_ref *m = &p->orig.maps[i];
-		bool percpu = m->type == BPF_MAP_TYPE_PERCPU_ARRAY ||
-			      m->type == BPF_MAP_TYPE_PERCPU_HASH ||
-			      m->type == BPF_MAP_TYPE_LRU_PERCPU_HASH;
+		/* hashes: empty b first (entries the data path added to b's clone meanwhile) */
+		RS_OPTS(rs_map_copy_opts, co, .clear_dst = true);
 		bool array = m->type == BPF_MAP_TYPE_ARRAY ||
 			     m->type == BPF_MAP_TYPE_PERCPU_ARRAY;
-		size_t vsz = percpu ? (size_t)ncpu * ((m->value_size + 7) & ~7u) : m->value_size;
 		int fa, fb;
 
 		if (!rs_prog_map_writes(&p->orig, (uint32_t)i))
 			continue;
-		if (!array && !percpu && m->type != BPF_MAP_TYPE_HASH &&
+		if (!array && !rs_map_type_percpu(m->type) && m->type != BPF_MAP_TYPE_HASH &&
 		    m->type != BPF_MAP_TYPE_LRU_HASH)
 			continue;
 		fa = rs_replay_map_fd(a, m->name);
 		fb = rs_replay_map_fd(b, m->name);
 		if (fa < 0 || fb < 0)
 			continue;
-		err = copy_map(fa, fb, m->key_size, vsz, array);
+		err = rs_map_copy(fa, fb, NULL, &co);
 		if (err) {
 			rs_info("%s: canary: map %s: cannot align the clones: %s\n", p->desc,
 				m->name, rs_strerror(err));

@@ -48,19 +48,46 @@ static bool all_zero(const uint8_t *p, size_t n)
 	return true;
 }
 
-/* Delete every entry of a hash-like destination. */
-static int clear_map(int dst, const struct bpf_map_info *info, uint8_t *key)
+/*
+ * Delete every entry of a hash-like destination: collect the keys first (deleting the first
+ * key over and over rescans the buckets from the start each time), then delete them.
+ */
+static int clear_map(int dst, const struct bpf_map_info *info)
 {
-	while (!bpf_map_get_next_key(dst, NULL, key)) {
-		if (bpf_map_delete_elem(dst, key) && errno != ENOENT) {
-			int err = -errno;
+	LIBBPF_OPTS(bpf_map_batch_opts, bo);
+	size_t ks = info->key_size, cnt = 0, cap = 256, i;
+	uint8_t *keys, *tmp;
+	uint32_t n;
+	int err = 0;
 
-			rs_warn("map %u (%s): emptying the copy: %s", info->id, info->name,
-				rs_strerror(err));
-			return err;
+	keys = malloc(cap * ks);
+	if (!keys)
+		return -ENOMEM;
+	while (!bpf_map_get_next_key(dst, cnt ? keys + (cnt - 1) * ks : NULL, keys + cnt * ks)) {
+		if (++cnt == cap) {
+			tmp = realloc(keys, 2 * cap * ks);
+			if (!tmp) {
+				err = -ENOMEM;
+				goto out;
+			}
+			keys = tmp;
+			cap *= 2;
 		}
 	}
-	return 0;
+	n = (uint32_t)cnt;
+	if (!cnt || !bpf_map_delete_batch(dst, keys, &n, &bo))
+		goto out;
+	for (i = 0; i < cnt; i++) {
+		if (bpf_map_delete_elem(dst, keys + i * ks) && errno != ENOENT) {
+			err = -errno;
+			rs_warn("map %u (%s): emptying the copy: %s", info->id, info->name,
+				rs_strerror(err));
+			goto out;
+		}
+	}
+out:
+	free(keys);
+	return err;
 }
 
 /* Key by key: get_next_key + lookup + update (every map type that has them). */
@@ -186,7 +213,6 @@ int rs_map_copy(int src_fd, int dst_fd, const struct bpf_map_info *info,
 	bool fresh = RS_OPTS_GET(opts, dst_empty, false);
 	bool no_batch = RS_OPTS_GET(opts, no_batch, false);
 	uint64_t copied = 0;
-	uint8_t *key;
 	size_t vsz;
 	int err;
 
@@ -206,11 +232,7 @@ int rs_map_copy(int src_fd, int dst_fd, const struct bpf_map_info *info,
 		vsz = (size_t)((info->value_size + 7) & ~7u) * ncpu;
 	}
 	if (!fresh && RS_OPTS_GET(opts, clear_dst, false) && !type_is_array(info->type)) {
-		key = calloc(1, info->key_size + 8);
-		if (!key)
-			return -ENOMEM;
-		err = clear_map(dst_fd, info, key);
-		free(key);
+		err = clear_map(dst_fd, info);
 		if (err)
 			return err;
 	}
