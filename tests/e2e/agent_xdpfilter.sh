@@ -43,9 +43,10 @@ t0=$(tail -2 "$AG_TMP/marks" | head -1)
 wait_oplog '.event == "swap" and .version == 2' 15 || fail "never re-specialized after the ip update"
 t=$(jq -r 'select(.event == "swap" and .version == 2) | .time' "$AG_LOG" | head -1)
 d=$(python3 -c "print('%.2f' % ($t - $t0))")
-# The target is 3 s; here the canary's replay clones of xdp-filter's 65536-entry port array
-# (copied key by key by the replay engine, twice) take 1.5-4 s on a loaded 2-core VM, so the
-# bound asserted is 6 s and the time is printed (docs/agent.md, "Measured").
+# The target is 3 s.  The canary's clones are batch copies now (instrument/mapcopy.c: the
+# 65536-entry port array in ~15-75 ms instead of 0.7-2 s), yet on a loaded 2-core VM the
+# whole path still measured 1.4-2.6 s: not comfortably below 3 s, so the bound asserted stays
+# 6 s and the time is printed (docs/agent.md, "Measured").
 python3 -c "import sys; sys.exit(0 if $t - $t0 <= 6 else 1)" || fail "re-specialized $d s after the update"
 pass "xdp-filter ip -m src 10.1.0.1: re-specialized in $d s (target 3 s)"
 sleep 1
