@@ -66,5 +66,17 @@ rs_netns_setup() {
 	$RS_NSENTER ip addr add 10.250.0.2/24 dev "$RS_VETH1"
 }
 
+# rs_private_bpffs "$0" "$@" (first thing after sourcing): run the rest of the script in a mount
+# namespace of its own with a fresh bpffs on /sys/fs/bpf.  Pins made by what the test runs
+# (xdp-filter's maps, the agent's pinned originals) are then private to the test and vanish
+# with it, whatever happens, and a pin left on the host can never leak into the test.
+rs_private_bpffs() {
+	if [ -z "${RS_PRIVATE_BPFFS:-}" ]; then
+		trap - EXIT
+		RS_PRIVATE_BPFFS=1 exec unshare --mount --propagation private bash "$@"
+	fi
+	mount -t bpf bpf /sys/fs/bpf || { echo "FAIL: cannot mount a private bpffs" >&2; exit 1; }
+}
+
 fail() { echo "FAIL: $*" >&2; exit 1; }
 pass() { echo "ok: $*"; }

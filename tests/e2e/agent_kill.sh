@@ -7,6 +7,7 @@
 # its journal entry and pinned guard; `respec restore all` undoes it.
 set -u
 . "$(dirname "$0")/../lib.sh"
+rs_private_bpffs "$0" "$@"
 . "$(dirname "$0")/agent_lib.bash"
 TRIALS=${RS_KILL_TRIALS:-20}
 

@@ -9,6 +9,7 @@
 #     the file and served on a loopback HTTP endpoint; `respec log show` reads the log.
 set -u
 . "$(dirname "$0")/../lib.sh"
+rs_private_bpffs "$0" "$@"
 . "$(dirname "$0")/agent_lib.bash"
 
 agent_setup l4lb

@@ -9,6 +9,7 @@
 #     leaves the foreign program in place.
 set -u
 . "$(dirname "$0")/../lib.sh"
+rs_private_bpffs "$0" "$@"
 . "$(dirname "$0")/agent_lib.bash"
 
 agent_setup router

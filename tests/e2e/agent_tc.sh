@@ -7,6 +7,7 @@
 # program are not visible to the traffic tool; the canary compares them.)
 set -u
 . "$(dirname "$0")/../lib.sh"
+rs_private_bpffs "$0" "$@"
 . "$(dirname "$0")/agent_lib.bash"
 
 agent_setup tc

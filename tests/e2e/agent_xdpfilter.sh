@@ -10,6 +10,7 @@
 #   - SIGTERM puts xdp-filter's own program back.
 set -u
 . "$(dirname "$0")/../lib.sh"
+rs_private_bpffs "$0" "$@"
 . "$(dirname "$0")/agent_lib.bash"
 command -v xdp-filter >/dev/null || { echo "SKIP: xdp-filter (xdp-tools) not installed" >&2; exit 77; }
 
@@ -36,12 +37,16 @@ swaps=$(count_oplog '.event == "swap"')
 [ "$swaps" -ge 100 ] || fail "only $swaps swaps"
 pass "$swaps agent swaps under traffic (specialized <-> instrumented)"
 
+# the agent may already have re-specialized (periodically) during the swaps above: the
+# re-specialization that counts is a newer version swapped in after the update
+v0=$(jq -s '[.[] | select(.event == "swap") | (.version // 0)] | max // 0' "$AG_LOG")
 date +%s.%N >> "$AG_TMP/marks"
 $RS_NSENTER xdp-filter ip -m src 10.1.0.1 || fail "xdp-filter ip -m src 10.1.0.1"
 date +%s.%N >> "$AG_TMP/marks"
 t0=$(tail -2 "$AG_TMP/marks" | head -1)
-wait_oplog '.event == "swap" and .version == 2' 15 || fail "never re-specialized after the ip update"
-t=$(jq -r 'select(.event == "swap" and .version == 2) | .time' "$AG_LOG" | head -1)
+newer=".event == \"swap\" and (.version // 0) > $v0 and .time >= $t0"
+wait_oplog "$newer" 15 || fail "never re-specialized after the ip update"
+t=$(jq -r "select($newer) | .time" "$AG_LOG" | head -1)
 d=$(python3 -c "print('%.2f' % ($t - $t0))")
 # The target is 3 s.  The canary's clones are batch copies now (instrument/mapcopy.c: the
 # 65536-entry port array in ~15-75 ms instead of 0.7-2 s), yet on a loaded 2-core VM the

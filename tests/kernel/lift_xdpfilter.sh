@@ -11,6 +11,7 @@
 # Everything (filters, namespace, veth) is removed on exit.
 RS_BUILD_DIR=${RS_BUILD_DIR:-${1:-build}}
 . "$(dirname "$0")/../lib.sh"
+rs_private_bpffs "$0" "$@"
 
 rs_require_root
 command -v xdp-filter >/dev/null || { echo "SKIP: xdp-filter (xdp-tools) not installed" >&2; exit 77; }
