@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agent/agent.h"
 #include "tools/main.h"
@@ -27,7 +28,9 @@ static int do_help(void)
 		"Put the original programs recorded in the swap journal back at their attach\n"
 		"points (only where one of respec's programs is still there), unpin them and\n"
 		"close their journal entries.  PROG selects the entries whose original or\n"
-		"replacement it is.  list prints the open entries.  DIR is the directory that\n"
+		"replacement it is.  When all is done and no journal entry is left open, the\n"
+		"pinned guard watcher (" RS_GUARD_PIN_DIR ") is removed too: no specialized\n"
+		"program needs it any more.  list prints the open entries.  DIR is the directory that\n"
 		"holds the journal file (default " RS_JOURNAL_DIR ", i.e. " RS_JOURNAL_DIR "/journal).\n\n"
 		"PROG := { id ID | pinned PATH | tag TAG | name NAME |\n"
 		"          dev IFNAME xdp | dev IFNAME tc { ingress | egress } }\n",
@@ -116,6 +119,21 @@ static int do_list(const char *dir)
 	return RS_EXIT_OK;
 }
 
+/* Every original is back: the guard's pinned watcher protects nothing any more. */
+static void unpin_guard_if_unused(const char *dir)
+{
+	struct rs_journal_entry *v = NULL;
+	size_t cnt = 0;
+
+	if (rs_journal_list(dir, &v, &cnt) || cnt) {
+		free(v);
+		return;
+	}
+	free(v);
+	if (!access(RS_GUARD_PIN_DIR, F_OK) && rs_guard_unpin(NULL))
+		p_err("guard: cannot remove the pins under %s", RS_GUARD_PIN_DIR);
+}
+
 int do_restore(int argc, char **argv)
 {
 	struct report_ctx ctx = {};
@@ -168,6 +186,8 @@ int do_restore(int argc, char **argv)
 	} else {
 		(void)all;
 		err = rs_restore_all(&opts);
+		if (!err && !ctx.bad)
+			unpin_guard_if_unused(dir);
 	}
 	if (json_output)
 		json_print(ctx.arr);
