@@ -259,46 +259,25 @@ out:
 
 static int hot_keys_run(struct rs_opt_ctx *ctx)
 {
-	struct rs_lookup_site *sites = NULL;
-	size_t n = 0, i, applied0 = ctx->stats ? ctx->stats->applied : 0;
-	struct rs_edit *e = NULL;
-	bool *touched = NULL;
+	struct rs_site_walk w;
+	size_t i;
 	int err;
 
-	err = rs_lookup_sites(ctx, &sites, &n);
-	if (err || !n)
-		goto out;
-	e = rs_edit_new(&ctx->prog);
-	touched = calloc(ctx->prog.insn_cnt + 1, sizeof(*touched));
-	if (!e || !touched) {
-		err = -ENOMEM;
-		goto out;
-	}
-	for (i = 0; i < n; i++) {
-		const struct rs_lookup_site *s = &sites[i];
+	err = rs_site_walk_begin(ctx, &w);
+	for (i = 0; !err && i < w.n; i++) {
+		const struct rs_lookup_site *s = &w.sites[i];
 
-		if (touched[s->idx] || !type_ok(s->map->type) || !s->snap || !s->mfact ||
+		if (w.touched[s->idx] || !type_ok(s->map->type) || !s->snap || !s->mfact ||
 		    s->mfact->level == RS_MAP_UNSTABLE)
 			continue;
-		if (!s->fact->key_known) {
+		if (!s->fact->key_known)
 			err = rs_pass_remark(ctx, RS_REMARK_MISSED, s->orig, (int)s->map_idx, NULL,
 					     0, NULL, 0, NULL, "map %s: key not on the stack: %s",
 					     s->map->name, s->fact->reason);
-		} else {
-			err = inline_site(ctx, e, s, touched);
-		}
-		if (err)
-			goto out;
+		else
+			err = inline_site(ctx, w.e, s, w.touched);
 	}
-	if (!ctx->stats || ctx->stats->applied > applied0) {
-		err = rs_pass_commit(ctx, e);
-		e = NULL;
-	}
-out:
-	rs_edit_free(e);
-	free(touched);
-	free(sites);
-	return err;
+	return rs_site_walk_end(ctx, &w, err);
 }
 
 const struct rs_pass rs_pass_hot_keys = {

@@ -145,51 +145,27 @@ static int fold_direct(struct rs_opt_ctx *ctx, const struct rs_cfg *cfg, struct 
 
 static int map_fold_run(struct rs_opt_ctx *ctx)
 {
-	struct rs_lookup_site *sites = NULL;
-	struct rs_edit *e = NULL;
-	bool *touched = NULL;
+	struct rs_site_walk w;
 	struct rs_cfg cfg;
-	size_t n = 0, i, applied0 = ctx->stats ? ctx->stats->applied : 0;
-	bool changed;
+	size_t i;
 	int err;
 
 	memset(&cfg, 0, sizeof(cfg));
 	err = rs_cfg_build_prog(&ctx->prog, &cfg);
 	if (err)
 		return err;
-	err = rs_lookup_sites(ctx, &sites, &n);
-	if (err)
-		goto out;
-	e = rs_edit_new(&ctx->prog);
-	touched = calloc(ctx->prog.insn_cnt + 1, sizeof(*touched));
-	if (!e || !touched) {
-		err = -ENOMEM;
-		goto out;
-	}
-	for (i = 0; i < n; i++) {
-		err = fold_array_site(ctx, &cfg, e, &sites[i], touched);
-		if (err)
-			goto out;
-	}
-	for (i = 0; i < ctx->prog.insn_cnt; i += rs_insn_width(&ctx->prog.insns[i])) {
+	err = rs_site_walk_begin(ctx, &w);
+	for (i = 0; !err && i < w.n; i++)
+		err = fold_array_site(ctx, &cfg, w.e, &w.sites[i], w.touched);
+	for (i = 0; !err && i < ctx->prog.insn_cnt; i += rs_insn_width(&ctx->prog.insns[i])) {
 		const struct bpf_insn *in = &ctx->prog.insns[i];
 
 		if (!rs_insn_is_ldimm64(in) || in->src_reg != BPF_PSEUDO_MAP_IDX_VALUE ||
 		    ctx->orig_idx[i] < 0)
 			continue;
-		err = fold_direct(ctx, &cfg, e, i, touched);
-		if (err)
-			goto out;
+		err = fold_direct(ctx, &cfg, w.e, i, w.touched);
 	}
-	changed = ctx->stats ? ctx->stats->applied > applied0 : true;
-	if (changed) {
-		err = rs_pass_commit(ctx, e);
-		e = NULL;
-	}
-out:
-	rs_edit_free(e);
-	free(touched);
-	free(sites);
+	err = rs_site_walk_end(ctx, &w, err);
 	rs_cfg_free(&cfg);
 	return err;
 }

@@ -771,3 +771,30 @@ const char *rs_key_str(const uint8_t *key, uint32_t size, char *buf, size_t sz)
 		snprintf(buf + sz - 4, 4, "...");
 	return buf;
 }
+
+int rs_site_walk_begin(struct rs_opt_ctx *ctx, struct rs_site_walk *w)
+{
+	int err;
+
+	memset(w, 0, sizeof(*w));
+	w->applied0 = ctx->stats ? ctx->stats->applied : 0;
+	err = rs_lookup_sites(ctx, &w->sites, &w->n);
+	if (err)
+		return err;
+	w->e = rs_edit_new(&ctx->prog);
+	w->touched = calloc(ctx->prog.insn_cnt + 1, sizeof(*w->touched));
+	return w->e && w->touched ? 0 : -ENOMEM;
+}
+
+int rs_site_walk_end(struct rs_opt_ctx *ctx, struct rs_site_walk *w, int err)
+{
+	if (!err && w->e && (!ctx->stats || ctx->stats->applied > w->applied0)) {
+		err = rs_pass_commit(ctx, w->e);
+		w->e = NULL;
+	}
+	rs_edit_free(w->e);
+	free(w->touched);
+	free(w->sites);
+	memset(w, 0, sizeof(*w));
+	return err;
+}

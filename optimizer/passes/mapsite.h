@@ -148,4 +148,20 @@ int rs_key_tree_emit(struct rs_opt_ctx *ctx, const struct rs_map_snapshot *m,
 /* "k=0a000001 00000020" hex text of a key for remarks (truncated to fit). */
 const char *rs_key_str(const uint8_t *key, uint32_t size, char *buf, size_t sz);
 
+/*
+ * The frame every map pass runs in: the lookup sites of ctx->prog, one edit list against it,
+ * and the instructions an earlier site already rewrote (touched, per instruction).  end()
+ * commits the edits when the pass applied anything and err is 0, frees everything, and
+ * returns err (or the commit's error).
+ */
+struct rs_site_walk {
+	struct rs_lookup_site *sites;
+	size_t n;
+	struct rs_edit *e;
+	bool *touched;
+	size_t applied0;
+};
+int rs_site_walk_begin(struct rs_opt_ctx *ctx, struct rs_site_walk *w);
+int rs_site_walk_end(struct rs_opt_ctx *ctx, struct rs_site_walk *w, int err);
+
 #endif /* RS_PASSES_MAPSITE_H */

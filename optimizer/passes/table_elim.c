@@ -273,39 +273,19 @@ static int elim_site(struct rs_opt_ctx *ctx, const struct rs_cfg *cfg, struct rs
 
 static int table_elim_run(struct rs_opt_ctx *ctx)
 {
-	struct rs_lookup_site *sites = NULL;
-	size_t n = 0, i, applied0 = ctx->stats ? ctx->stats->applied : 0;
-	struct rs_edit *e = NULL;
-	bool *touched = NULL;
+	struct rs_site_walk w;
 	struct rs_cfg cfg;
+	size_t i;
 	int err;
 
 	memset(&cfg, 0, sizeof(cfg));
 	err = rs_cfg_build_prog(&ctx->prog, &cfg);
 	if (err)
 		return err;
-	err = rs_lookup_sites(ctx, &sites, &n);
-	if (err || !n)
-		goto out;
-	e = rs_edit_new(&ctx->prog);
-	touched = calloc(ctx->prog.insn_cnt + 1, sizeof(*touched));
-	if (!e || !touched) {
-		err = -ENOMEM;
-		goto out;
-	}
-	for (i = 0; i < n; i++) {
-		err = elim_site(ctx, &cfg, e, &sites[i], touched);
-		if (err)
-			goto out;
-	}
-	if (!ctx->stats || ctx->stats->applied > applied0) {
-		err = rs_pass_commit(ctx, e);
-		e = NULL;
-	}
-out:
-	rs_edit_free(e);
-	free(touched);
-	free(sites);
+	err = rs_site_walk_begin(ctx, &w);
+	for (i = 0; !err && i < w.n; i++)
+		err = elim_site(ctx, &cfg, w.e, &w.sites[i], w.touched);
+	err = rs_site_walk_end(ctx, &w, err);
 	rs_cfg_free(&cfg);
 	return err;
 }
