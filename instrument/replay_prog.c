@@ -23,6 +23,26 @@ static bool supported_type(uint32_t type)
 	return type == BPF_PROG_TYPE_XDP || type == BPF_PROG_TYPE_SCHED_CLS;
 }
 
+/*
+ * Isolated hash maps get a zero hash seed (BPF_F_ZERO_SEED): the kernel otherwise seeds every
+ * hash map at random, so two instances of one program put the same keys into different
+ * buckets and pay different collision and LRU costs for the same trace - a difference between
+ * the instances, not between the programs, of several percent on l4lb (docs/replay.md).  The
+ * seed changes where keys live, never what a lookup returns.
+ */
+static uint32_t isolated_map_flags(uint32_t type, uint32_t flags)
+{
+	switch (type) {
+	case BPF_MAP_TYPE_HASH:
+	case BPF_MAP_TYPE_PERCPU_HASH:
+	case BPF_MAP_TYPE_LRU_HASH:
+	case BPF_MAP_TYPE_LRU_PERCPU_HASH:
+		return flags | BPF_F_ZERO_SEED;
+	default:
+		return flags;
+	}
+}
+
 void rs_replay_close(struct rs_replay_prog *rp)
 {
 	size_t i;
@@ -150,6 +170,9 @@ int rs_replay_open_object(const char *path, const struct rs_replay_open_opts *op
 	/* fresh private maps: never reuse or create pins */
 	bpf_object__for_each_map(map, rp->obj) {
 		err = bpf_map__set_pin_path(map, NULL);
+		if (!err && !bpf_map__is_internal(map))
+			err = bpf_map__set_map_flags(map, isolated_map_flags(bpf_map__type(map),
+						     bpf_map__map_flags(map)));
 		if (err)
 			goto err;
 	}
@@ -242,7 +265,7 @@ static int clone_map(uint32_t id, uint32_t *clone_id)
 		err = -EOPNOTSUPP;
 		goto out;
 	}
-	co.map_flags = info.map_flags & ~(BPF_F_RDONLY | BPF_F_WRONLY);
+	co.map_flags = isolated_map_flags(info.type, info.map_flags & ~(BPF_F_RDONLY | BPF_F_WRONLY));
 	co.map_extra = info.map_extra;
 	co.numa_node = 0;
 	co.map_flags &= ~BPF_F_NUMA_NODE;
