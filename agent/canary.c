@@ -60,7 +60,7 @@ static int sync_clones(struct rs_agent_point *p, struct rs_replay_prog *a,
 /* Cost of original vs specialized on the sampled packets, A B A B alternating (replay engine). */
 static void time_ab(struct rs_agent_point *p, struct rs_replay_prog *a, struct rs_replay_prog *b)
 {
-	RS_OPTS(rs_timing_opts, to, .rounds = 5, .repeat = 20000);
+	RS_OPTS(rs_timing_opts, to, .rounds = 301);
 	struct rs_timing_result tr = {};
 	int err;
 
@@ -72,25 +72,25 @@ static void time_ab(struct rs_agent_point *p, struct rs_replay_prog *a, struct r
 		rs_info("%s: no replay timing: %s\n", p->desc, rs_strerror(err));
 		return;
 	}
-	p->replay_orig_ns = tr.a.median;
-	p->replay_ours_ns = tr.b.median;
-	p->replay_ratio = tr.ratio.median;
+	p->replay_orig_ns = tr.a.iqm;
+	p->replay_ours_ns = tr.b.iqm;
+	p->replay_ratio = tr.ratio.iqm;
 	if (p->env->olog) {
 		struct rs_oplog_measure m = { .sz = sizeof(m), .what = "replay",
 					      .method = tr.method, .packets = p->canary.cnt,
-					      .ns_before = tr.a.median, .ns_after = tr.b.median,
-					      .driver_ns = tr.driver.median, .divergences = 0 };
+					      .ns_before = tr.a.iqm, .ns_after = tr.b.iqm,
+					      .driver_ns = tr.driver.iqm, .divergences = 0 };
 
 		rs_oplog_measure(p->env->olog, &p->orig, &m);
 	}
 	lp_event(p, "measure", json_pack("{s:s,s:s,s:f,s:f,s:f,s:f,s:I,s:I}", "what", "replay",
-				      "method", tr.method, "orig_ns_per_packet", tr.a.median,
-				      "opt_ns_per_packet", tr.b.median, "ratio", tr.ratio.median,
-				      "driver_ns", tr.driver.median, "rounds",
+				      "method", tr.method, "orig_ns_per_packet", tr.a.iqm,
+				      "opt_ns_per_packet", tr.b.iqm, "ratio", tr.ratio.iqm,
+				      "driver_ns", tr.driver.iqm, "rounds",
 				      (json_int_t)tr.rounds, "packets", (json_int_t)p->canary.cnt),
 	      "replay of %zu sampled packets (%s, A/B x%u): original %.1f ns/packet, specialized "
-	      "%.1f ns/packet, ratio %.2f", p->canary.cnt, tr.method, tr.rounds, tr.a.median,
-	      tr.b.median, tr.ratio.median);
+	      "%.1f ns/packet, ratio %.2f", p->canary.cnt, tr.method, tr.rounds, tr.a.iqm,
+	      tr.b.iqm, tr.ratio.iqm);
 }
 
 void lp_st_canary(struct rs_agent_point *p, uint64_t now)

@@ -39,7 +39,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 3);		/* programs under test, chosen by state.slot */
 	__type(key, __u32);
 	__type(value, __u32);
 } target SEC(".maps");
@@ -95,7 +95,7 @@ int replay_driver(struct xdp_md *ctx)
 		st->errors++;
 
 	/* 3. the program under test */
-	bpf_tail_call(ctx, &target, 0);
+	bpf_tail_call(ctx, &target, st->slot);
 	st->errors++;
 	return XDP_ABORTED;
 }

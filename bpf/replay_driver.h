@@ -26,6 +26,8 @@ struct rs_drv_state {
 	__u32 cnt;			/* packets in `pkts` */
 	__u32 started;			/* 0: the next run records base_data */
 	__u32 errors;			/* failed helper calls / tail calls (should stay 0) */
+	__u32 slot;			/* slot of `target` to tail-call */
+	__u32 pad;
 };
 
 #endif /* RS_REPLAY_DRIVER_H */

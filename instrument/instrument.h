@@ -207,8 +207,10 @@ int rs_timing_check_stats(void);
 
 struct rs_timing_opts {
 	size_t sz;
-	unsigned int rounds;		/* A/B rounds, made odd (default 7) */
-	uint32_t repeat;		/* driver runs per test run (default ~200000, whole trace) */
+	unsigned int rounds;		/* rounds, made odd (default 1001 with the trace
+					 * driver, 7 with single runs) */
+	uint32_t repeat;		/* driver runs per test run (default ~250 us worth,
+					 * >= 1024); each round takes the next chunk */
 	bool single;			/* force single runs (repeat 1 per packet) */
 	size_t max_packets;		/* packets of the trace used (default 65536) */
 	uint32_t ifindex;		/* ingress ifindex (default 1) */
@@ -217,7 +219,8 @@ struct rs_timing_opts {
 };
 
 struct rs_timing_stat {
-	double median, min, max;	/* over rounds */
+	double iqm;			/* interquartile mean over rounds */
+	double p25, p75, min, max;	/* quartiles and extremes over rounds */
 };
 
 struct rs_timing_result {
@@ -225,7 +228,7 @@ struct rs_timing_result {
 	unsigned int rounds;
 	uint64_t runs;			/* program runs per program per round */
 	struct rs_timing_stat a, b;	/* ns per packet, harness (driver / empty program) removed */
-	struct rs_timing_stat ratio;	/* b / a per round (valid when has_b) */
+	struct rs_timing_stat ratio;	/* (b / a) per round (valid when has_b) */
 	struct rs_timing_stat driver;	/* ns per packet of the harness alone */
 	bool has_b;
 	uint32_t driver_errors;		/* failed restores / tail calls in the driver */

@@ -2,26 +2,42 @@
 /*
  * timing.c - cost per packet of isolated programs (DESIGN.md section 5).
  *
- * XDP: the trace driver (bpf/replay_driver.bpf.c) runs with a large repeat, restores the
- * frame after every run, copies the next trace packet in and tail-calls the target, so one
- * test run times a whole mix of packets.  The same driver with an empty target gives the
- * harness cost, reported separately and subtracted.  TC programs, and XDP programs the driver
- * cannot tail-call, fall back to single runs (repeat 1) per packet timed by the kernel, with
- * an empty program as the harness.  Programs alternate A B (E) A B (E) ... over an odd number
- * of rounds; results are medians over rounds with min/max as the spread.
+ * XDP: the trace driver (bpf/replay_driver.bpf.c) runs with a repeat, restores the frame
+ * after every run, copies the next trace packet in and tail-calls the program in the slot it
+ * is told, so one test run times a whole mix of packets.  The same driver with an empty
+ * program gives the harness cost, reported separately and subtracted.  A round times A, B and
+ * the empty program on the same chunk of the trace (~250 us each, the order rotating through
+ * all six permutations); rounds walk through the trace.  TC programs, and XDP programs the
+ * driver cannot tail-call, fall back to single runs (repeat 1) per packet timed by the kernel,
+ * a round being the whole trace.  Results are interquartile means over rounds with quartiles
+ * and extremes as the spread; the ratio is the IQM of the per-round ratios.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <linux/if_link.h>
+
 #include "bpf/replay_driver.h"
 #include "instrument/replay_internal.h"
 #include "replay_driver.skel.h"
 
-#define RS_TIMING_TARGET_NS	50000000ULL	/* aim for ~50 ms of runs per test run */
+/*
+ * Trace driver: many short test runs, A B E in rotating order on the same chunk of the trace.
+ * On these machines one test run's cost moves by ~10% from one millisecond to the next (a
+ * shared host); pairing A and B within microseconds and averaging many pairs is what makes a
+ * ratio repeatable (docs/replay.md, "How timing works").
+ */
+#define RS_TIMING_CHUNK_NS	250000ULL	/* ~250 us of runs per test run */
+#define RS_TIMING_MIN_REPEAT	1024		/* runs per test run at least */
+#define RS_TIMING_DRIVER_ROUNDS	1001		/* default rounds, trace driver */
+#define RS_TIMING_SINGLE_ROUNDS	7		/* default rounds, single runs (whole trace each) */
 
 int rs_timing_check_stats(void)
 {
@@ -68,28 +84,114 @@ static int cmp_double(const void *x, const void *y)
 	return a < b ? -1 : a > b;
 }
 
+static double quantile(const double *sorted, size_t n, double q)
+{
+	double pos = q * (double)(n - 1);
+	size_t i = (size_t)pos;
+
+	return i + 1 < n ? sorted[i] + (pos - (double)i) * (sorted[i + 1] - sorted[i]) : sorted[i];
+}
+
+/*
+ * Interquartile mean (the mean of the middle half), quartiles and extremes of v[0..n).  The
+ * IQM keeps the median's indifference to the rounds a neighbour or an interrupt spoiled, and
+ * unlike the median it is not stuck to the whole nanoseconds the kernel reports per run.
+ */
 static void stat_of(const double *v, size_t n, struct rs_timing_stat *s)
 {
-	double *t = malloc(n * sizeof(*t));
+	size_t i, lo, hi;
+	double sum = 0;
+	double *t;
 
 	memset(s, 0, sizeof(*s));
-	if (!t || !n) {
-		free(t);
+	if (!n) {
+		s->iqm = s->p25 = s->p75 = s->min = s->max = NAN;
+		return;
+	}
+	t = malloc(n * sizeof(*t));
+	if (!t) {
+		s->iqm = s->p25 = s->p75 = s->min = s->max = NAN;
 		return;
 	}
 	memcpy(t, v, n * sizeof(*t));
 	qsort(t, n, sizeof(*t), cmp_double);
 	s->min = t[0];
 	s->max = t[n - 1];
-	s->median = n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
+	s->p25 = quantile(t, n, 0.25);
+	s->p75 = quantile(t, n, 0.75);
+	lo = n / 4;
+	hi = n - n / 4;
+	for (i = lo; i < hi; i++)
+		sum += t[i];
+	s->iqm = sum / (double)(hi - lo);
 	free(t);
+}
+
+/*
+ * A test run with repeat > 1 adds the XDP program to the kernel's XDP dispatcher and removes
+ * it afterwards; each change rewrites the dispatcher image and waits for RCU, ~17 ms here,
+ * per test run.  A program that is attached somewhere stays in the dispatcher and test runs
+ * start in ~40 us, so short runs become affordable.  Attach it in SKB mode to the loopback
+ * device of a network namespace of our own, made by a short-lived thread (unshare affects
+ * only that thread) and kept alive by the namespace fd alone: closing the fd - or the
+ * process dying - destroys the namespace and the attachment with it.  Nothing on the host
+ * changes.  Returns the namespace fd or a negative error (timing then works, only slower).
+ */
+struct dispatch_hold {
+	int prog_fd;
+	int ns_fd;
+};
+
+static void *dispatch_hold_thread(void *arg)
+{
+	struct dispatch_hold *h = arg;
+	int fd, err;
+
+	if (unshare(CLONE_NEWNET)) {
+		h->ns_fd = -errno;
+		return NULL;
+	}
+	fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		h->ns_fd = -errno;
+		return NULL;
+	}
+	err = bpf_xdp_attach(1 /* lo */, h->prog_fd, XDP_FLAGS_SKB_MODE, NULL);
+	if (err) {
+		close(fd);
+		fd = err;
+	}
+	h->ns_fd = fd;
+	return NULL;
+}
+
+static int dispatch_hold(int prog_fd)
+{
+	struct dispatch_hold h = { .prog_fd = prog_fd, .ns_fd = -EINVAL };
+	pthread_t t;
+	int err;
+
+	err = pthread_create(&t, NULL, dispatch_hold_thread, &h);
+	if (err)
+		return -err;
+	pthread_join(t, NULL);
+	return h.ns_fd;
 }
 
 /* ---- trace driver ---- */
 
+/*
+ * One driver, kept in the XDP dispatcher, with the timed programs (A, B, the empty program)
+ * in slots of its prog array set once: a test run picks its program through `state.slot`.
+ * Switching programs then never rewrites a prog array (a JIT text poke) and all three are
+ * reached through the same driver code and tail call.
+ */
+enum { DRV_A, DRV_B, DRV_E, DRV_CNT };
+
 struct drv {
 	struct replay_driver *skel;
-	int prog_fd, state_fd, target_fd;
+	int prog_fd, state_fd;
+	int hold_fd;			/* dispatch_hold() namespace, -1 if none */
 	uint32_t cnt;
 	uint8_t *frame;			/* initial frame: longest packet */
 	uint32_t frame_len;
@@ -98,21 +200,54 @@ struct drv {
 
 static void drv_close(struct drv *d)
 {
+	if (d->hold_fd >= 0)
+		close(d->hold_fd);
 	replay_driver__destroy(d->skel);
 	free(d->frame);
 	memset(d, 0, sizeof(*d));
+	d->hold_fd = -1;
 }
 
-static int drv_open(struct drv *d, const struct rs_replay_prog *a, const struct rs_trace *tr,
-		    size_t n, uint32_t ifindex)
+static int drv_fill(struct drv *d, int pkts_fd, const struct rs_trace *tr, size_t n)
 {
-	struct rs_drv_pkt *p = NULL;
+	struct rs_drv_pkt *p;
+	uint32_t i;
+	int err = 0;
+
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	for (i = 0; i < n && !err; i++) {
+		const struct rs_packet *pk = &tr->pkts[i];
+
+		p->len = pk->len;
+		p->copy = pk->len < RS_DRV_COPY_MAX ? pk->len : RS_DRV_COPY_MAX;
+		memset(p->data, 0, sizeof(p->data));
+		memcpy(p->data, pk->data, p->copy);
+		if (bpf_map_update_elem(pkts_fd, &i, p, BPF_ANY))
+			err = -errno;
+		if (pk->len > d->frame_len)
+			d->frame_len = pk->len;
+	}
+	free(p);
+	if (err)
+		return err;
+	d->frame = calloc(1, d->frame_len);
+	return d->frame ? 0 : -ENOMEM;
+}
+
+static int drv_open(struct drv *d, const struct rs_replay_prog *a, const struct rs_replay_prog *b,
+		    int empty, const struct rs_trace *tr, size_t n, uint32_t ifindex)
+{
+	int fds[DRV_CNT] = { a->fd, b ? b->fd : -1, empty };
 	struct bpf_program *prog;
-	uint32_t i, maxlen = 0;
+	uint32_t k;
 	int err;
 
 	memset(d, 0, sizeof(*d));
+	d->hold_fd = -1;
 	d->ifindex = ifindex;
+	d->cnt = n;
 	d->skel = replay_driver__open();
 	if (!d->skel)
 		return -errno ?: -ENOMEM;
@@ -129,53 +264,35 @@ static int drv_open(struct drv *d, const struct rs_replay_prog *a, const struct 
 	}
 	d->prog_fd = bpf_program__fd(prog);
 	d->state_fd = bpf_map__fd(d->skel->maps.state);
-	d->target_fd = bpf_map__fd(d->skel->maps.target);
-	d->cnt = n;
-	p = calloc(1, sizeof(*p));
-	if (!p) {
-		err = -ENOMEM;
-		goto err;
-	}
-	for (i = 0; i < n; i++) {
-		const struct rs_packet *pk = &tr->pkts[i];
-
-		p->len = pk->len;
-		p->copy = pk->len < RS_DRV_COPY_MAX ? pk->len : RS_DRV_COPY_MAX;
-		memset(p->data, 0, sizeof(p->data));
-		memcpy(p->data, pk->data, p->copy);
-		if (bpf_map_update_elem(bpf_map__fd(d->skel->maps.pkts), &i, p, BPF_ANY)) {
+	for (k = 0; k < DRV_CNT; k++) {
+		if (fds[k] >= 0 &&
+		    bpf_map_update_elem(bpf_map__fd(d->skel->maps.target), &k, &fds[k], BPF_ANY)) {
 			err = -errno;
 			goto err;
 		}
-		if (pk->len > maxlen) {
-			maxlen = pk->len;
-			d->frame_len = pk->len;
-		}
 	}
-	d->frame = calloc(1, d->frame_len);
-	if (!d->frame) {
-		err = -ENOMEM;
+	err = drv_fill(d, bpf_map__fd(d->skel->maps.pkts), tr, n);
+	if (err)
 		goto err;
-	}
-	free(p);
+	d->hold_fd = dispatch_hold(d->prog_fd);
+	if (d->hold_fd < 0)
+		rs_info("trace driver: cannot keep it in the XDP dispatcher (%s): every test run "
+			"pays ~20 ms of dispatcher updates", rs_strerror(d->hold_fd));
 	return 0;
 err:
-	free(p);
 	drv_close(d);
 	return err;
 }
 
-/* One test run of the driver over `repeat` packets into target `fd`; *ns per run. */
-static int drv_run(struct drv *d, int fd, uint32_t repeat, double *ns, int32_t *retval,
-		   uint32_t *errors)
+/* One test run of the program in slot `k` over `repeat` packets from `start` on; *ns per run. */
+static int drv_run(struct drv *d, int k, uint32_t start, uint32_t repeat, double *ns,
+		   int32_t *retval, uint32_t *errors)
 {
 	LIBBPF_OPTS(bpf_test_run_opts, to);
-	struct rs_drv_state st = { .cnt = d->cnt };
+	struct rs_drv_state st = { .cnt = d->cnt, .next = start, .slot = k };
 	struct xdp_md xdp = {};
 	uint32_t zero = 0;
 
-	if (bpf_map_update_elem(d->target_fd, &zero, &fd, BPF_ANY))
-		return -errno;
 	if (bpf_map_update_elem(d->state_fd, &zero, &st, BPF_ANY))
 		return -errno;
 	xdp.data_end = d->frame_len;
@@ -197,16 +314,16 @@ static int drv_run(struct drv *d, int fd, uint32_t repeat, double *ns, int32_t *
 	return 0;
 }
 
-/* Check the driver can call `rp` and returns what a single run returns on the last packet. */
-static int drv_check(struct drv *d, const struct rs_replay_prog *rp, const struct rs_trace *tr,
-		     double *ns)
+/* Check driver `k` can call `rp` and returns what a single run returns on the last packet. */
+static int drv_check(struct drv *d, int k, const struct rs_replay_prog *rp,
+		     const struct rs_trace *tr, double *ns)
 {
 	struct rs_run single;
 	uint32_t errors = 0;
 	int32_t ret = 0;
 	int err;
 
-	err = drv_run(d, rp->fd, d->cnt, ns, &ret, &errors);
+	err = drv_run(d, k, 0, d->cnt, ns, &ret, &errors);
 	if (err) {
 		rs_info("%s: trace driver cannot run it: %s", rp->origin, rs_strerror(err));
 		return err;
@@ -223,6 +340,13 @@ static int drv_check(struct drv *d, const struct rs_replay_prog *rp, const struc
 	return 0;
 }
 
+/* The six orders of A B E: over every six rounds each program runs first, second and third
+ * twice and follows each other program equally often (cache warmth, drift). */
+static const uint8_t drv_orders[6][DRV_CNT] = {
+	{ DRV_A, DRV_B, DRV_E }, { DRV_B, DRV_E, DRV_A }, { DRV_E, DRV_A, DRV_B },
+	{ DRV_A, DRV_E, DRV_B }, { DRV_B, DRV_A, DRV_E }, { DRV_E, DRV_B, DRV_A },
+};
+
 static int time_driver(struct rs_replay_prog *a, struct rs_replay_prog *b,
 		       const struct rs_trace *tr, size_t n, const struct rs_timing_opts *opts,
 		       unsigned int rounds, double *va, double *vb, double *ve,
@@ -235,37 +359,38 @@ static int time_driver(struct rs_replay_prog *a, struct rs_replay_prog *b,
 	unsigned int r;
 	struct drv d;
 
-	err = drv_open(&d, a, tr, n, ifindex);
-	if (err)
-		return err;
 	empty = load_empty(a->type, a->expected_attach_type, a->prog_flags & BPF_F_XDP_HAS_FRAGS);
-	if (empty < 0) {
-		err = empty;
-		goto out;
-	}
-	err = drv_check(&d, a, tr, &ns);
+	if (empty < 0)
+		return empty;
+	err = drv_open(&d, a, b, empty, tr, n, ifindex);
+	if (err)
+		goto out_empty;
+	err = drv_check(&d, DRV_A, a, tr, &ns);
 	if (!err && b)
-		err = drv_check(&d, b, tr, &nb);
+		err = drv_check(&d, DRV_B, b, tr, &nb);
 	if (err)
 		goto out;
 	if (!repeat) {
 		double per = ns > nb ? ns : nb;
-		uint64_t want = RS_TIMING_TARGET_NS / (per > 1 ? per : 1);
+		uint64_t want = RS_TIMING_CHUNK_NS / (per > 1 ? per : 1);
 
-		if (want < n)
-			want = n;
-		want = (want + n - 1) / n * n;
-		repeat = want > 0x7fffffff ? (0x7fffffff / n) * n : want;
+		repeat = want < RS_TIMING_MIN_REPEAT ? RS_TIMING_MIN_REPEAT :
+			 want > 0x7fffffff ? 0x7fffffff : want;
 	}
 	res->runs = repeat;
 	for (r = 0; r < rounds; r++) {
-		uint32_t errs = 0;
+		/* every round times the next chunk of the trace: within a round all programs
+		 * see the same packets */
+		uint32_t start = (uint32_t)(((uint64_t)r * repeat) % n), errs = 0;
+		double *out[DRV_CNT] = { &va[r], &vb[r], &ve[r] };
+		int i;
 
-		err = drv_run(&d, a->fd, repeat, &va[r], NULL, &errs);
-		if (!err && b)
-			err = drv_run(&d, b->fd, repeat, &vb[r], NULL, &errs);
-		if (!err)
-			err = drv_run(&d, empty, repeat, &ve[r], NULL, &errs);
+		for (i = 0; i < DRV_CNT && !err; i++) {
+			int k = drv_orders[r % 6][i];
+
+			if (k != DRV_B || b)
+				err = drv_run(&d, k, start, repeat, out[k], NULL, &errs);
+		}
 		if (err)
 			goto out;
 		res->driver_errors += errs;
@@ -274,9 +399,9 @@ static int time_driver(struct rs_replay_prog *a, struct rs_replay_prog *b,
 	}
 	snprintf(res->method, sizeof(res->method), "driver");
 out:
-	if (empty >= 0)
-		close(empty);
 	drv_close(&d);
+out_empty:
+	close(empty);
 	return err;
 }
 
@@ -330,9 +455,10 @@ static int time_single(struct rs_replay_prog *a, struct rs_replay_prog *b,
 int rs_replay_time(struct rs_replay_prog *a, struct rs_replay_prog *b, const struct rs_trace *tr,
 		   const struct rs_timing_opts *opts, struct rs_timing_result *res)
 {
-	unsigned int rounds = RS_OPTS_GET(opts, rounds, 0) ?: 7;
+	unsigned int want = RS_OPTS_GET(opts, rounds, 0), rounds;
 	size_t n = RS_OPTS_GET(opts, max_packets, 0) ?: 65536;
 	double *va = NULL, *vb = NULL, *ve = NULL, *ra = NULL, *rb = NULL, *rr = NULL;
+	unsigned int cap = want ? want | 1 : RS_TIMING_DRIVER_ROUNDS;
 	cpu_set_t saved;
 	bool pinned;
 	size_t nr = 0;
@@ -351,36 +477,39 @@ int rs_replay_time(struct rs_replay_prog *a, struct rs_replay_prog *b, const str
 	}
 	if (!tr->cnt)
 		return -EINVAL;
-	if (rounds % 2 == 0)
-		rounds++;
 	if (n > tr->cnt)
 		n = tr->cnt;
-	va = calloc(rounds, sizeof(double));
-	vb = calloc(rounds, sizeof(double));
-	ve = calloc(rounds, sizeof(double));
-	ra = calloc(rounds, sizeof(double));
-	rb = calloc(rounds, sizeof(double));
-	rr = calloc(rounds, sizeof(double));
+	if (cap < RS_TIMING_SINGLE_ROUNDS)
+		cap = RS_TIMING_SINGLE_ROUNDS;
+	va = calloc(cap, sizeof(double));
+	vb = calloc(cap, sizeof(double));
+	ve = calloc(cap, sizeof(double));
+	ra = calloc(cap, sizeof(double));
+	rb = calloc(cap, sizeof(double));
+	rr = calloc(cap, sizeof(double));
 	if (!va || !vb || !ve || !ra || !rb || !rr) {
 		err = -ENOMEM;
 		goto out;
 	}
-	res->rounds = rounds;
 	res->has_b = b != NULL;
 	pinned = !rs_replay_pin_cpu(&saved);
 	err = -EOPNOTSUPP;
 	if (a->type == BPF_PROG_TYPE_XDP && !RS_OPTS_GET(opts, single, false)) {
+		rounds = want ? want | 1 : RS_TIMING_DRIVER_ROUNDS;
 		err = time_driver(a, b, tr, n, opts, rounds, va, vb, ve, res);
 		if (err)
 			rs_info("%s: trace driver unusable (%s): single runs instead", a->origin,
 				rs_strerror(err));
 	}
-	if (err)
+	if (err) {
+		rounds = want ? want | 1 : RS_TIMING_SINGLE_ROUNDS;
 		err = time_single(a, b, tr, n, opts, rounds, va, vb, ve, res);
+	}
 	if (pinned)
 		rs_replay_unpin_cpu(&saved);
 	if (err)
 		goto out;
+	res->rounds = rounds;
 	for (r = 0; r < rounds; r++) {
 		ra[r] = va[r] - ve[r];
 		rb[r] = vb[r] - ve[r];
@@ -391,10 +520,7 @@ int rs_replay_time(struct rs_replay_prog *a, struct rs_replay_prog *b, const str
 	stat_of(ve, rounds, &res->driver);
 	if (b) {
 		stat_of(rb, rounds, &res->b);
-		if (nr)
-			stat_of(rr, nr, &res->ratio);
-		else
-			res->ratio.median = res->ratio.min = res->ratio.max = NAN;
+		stat_of(rr, nr, &res->ratio);
 	}
 out:
 	free(va);

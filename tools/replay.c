@@ -356,9 +356,10 @@ const char *replay_time(struct rs_replay_prog *a, struct rs_replay_prog *b,
 
 static json_t *stat_json(const struct rs_timing_stat *s)
 {
-	if (isnan(s->median))
+	if (isnan(s->iqm))
 		return json_null();
-	return json_pack("{s:f,s:f,s:f}", "median", s->median, "min", s->min, "max", s->max);
+	return json_pack("{s:f,s:f,s:f,s:f,s:f}", "iqm", s->iqm, "p25", s->p25, "p75", s->p75,
+			 "min", s->min, "max", s->max);
 }
 
 void replay_timing_json(json_t *o, const struct rs_timing_result *tm, bool timed, bool has_b,
@@ -381,7 +382,7 @@ void replay_timing_json(json_t *o, const struct rs_timing_result *tm, bool timed
 		json_object_set_new(ns, "b", stat_json(&tm->b));
 	json_object_set_new(o, "ns_per_packet", ns);
 	json_object_set_new(o, "ratio", has_b ? stat_json(&tm->ratio) : json_null());
-	json_object_set_new(o, "driver_ns", json_real(tm->driver.median));
+	json_object_set_new(o, "driver_ns", json_real(tm->driver.iqm));
 }
 
 static void report_json(const struct replay_args *ra, struct rs_replay_prog *a,
@@ -447,19 +448,17 @@ static void report_text(const struct replay_args *ra, struct rs_replay_prog *a,
 		printf("timing: skipped (%s)\n", why_not);
 		return;
 	}
-	printf("timing (%s, %u rounds x %llu runs, harness subtracted):\n", tm->method, tm->rounds,
-	       (unsigned long long)tm->runs);
-	printf("  A      %8.2f ns/packet (min %.2f, max %.2f)\n", tm->a.median, tm->a.min,
-	       tm->a.max);
+	printf("timing (%s, %u rounds x %llu runs, harness subtracted; interquartile means over "
+	       "rounds, [quartiles]):\n", tm->method, tm->rounds, (unsigned long long)tm->runs);
+	printf("  A      %8.2f ns/packet [%.2f, %.2f]\n", tm->a.iqm, tm->a.p25, tm->a.p75);
 	if (b) {
-		printf("  B      %8.2f ns/packet (min %.2f, max %.2f)\n", tm->b.median, tm->b.min,
-		       tm->b.max);
-		printf("  B/A    %8.3f (per-round min %.3f, max %.3f)\n", tm->ratio.median,
-		       tm->ratio.min, tm->ratio.max);
+		printf("  B      %8.2f ns/packet [%.2f, %.2f]\n", tm->b.iqm, tm->b.p25, tm->b.p75);
+		printf("  B/A    %8.3f [%.3f, %.3f]\n", tm->ratio.iqm, tm->ratio.p25,
+		       tm->ratio.p75);
 	}
-	printf("  %-6s %8.2f ns/packet (min %.2f, max %.2f)\n",
-	       strcmp(tm->method, "driver") ? "empty" : "driver", tm->driver.median,
-	       tm->driver.min, tm->driver.max);
+	printf("  %-6s %8.2f ns/packet [%.2f, %.2f]\n",
+	       strcmp(tm->method, "driver") ? "empty" : "driver", tm->driver.iqm,
+	       tm->driver.p25, tm->driver.p75);
 }
 
 /* The profile the instrumented variant `b` collected, as JSON (NULL on error). */

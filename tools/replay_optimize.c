@@ -106,8 +106,8 @@ static void print_text(const struct replay_optimize_args *ra, struct rs_offline 
 	printf("timing (%s, %u rounds, harness subtracted%s):\n", tm->method, tm->rounds,
 	       ra->invalidate_guards ? ", every guard invalidated" : "");
 	printf("  original  %8.2f ns/packet\n  optimized %8.2f ns/packet\n  ratio     %8.3f "
-	       "(per-round min %.3f, max %.3f)\n", tm->a.median, tm->b.median, tm->ratio.median,
-	       tm->ratio.min, tm->ratio.max);
+	       "[quartiles %.3f, %.3f]\n", tm->a.iqm, tm->b.iqm, tm->ratio.iqm,
+	       tm->ratio.p25, tm->ratio.p75);
 }
 
 static void print_json(const struct replay_optimize_args *ra, struct rs_offline *off,
@@ -202,9 +202,9 @@ static int log_measure(struct rs_oplog *log, struct rs_offline *off, const char 
 	if (!log)
 		return 0;
 	if (timed) {
-		me.ns_before = tm->a.median;
-		me.ns_after = tm->b.median;
-		me.driver_ns = isnan(tm->driver.median) ? 0 : tm->driver.median;
+		me.ns_before = tm->a.iqm;
+		me.ns_after = tm->b.iqm;
+		me.driver_ns = isnan(tm->driver.iqm) ? 0 : tm->driver.iqm;
 	}
 	return rs_oplog_measure(log, rs_offline_get_info(off)->orig, &me);
 }

@@ -70,8 +70,8 @@ for s in l4lb router firewall; do
 	jq -s -e --slurpfile o "$T/$s.json" '[.[] | select(.kind=="measure")] | length == 1 and
 		.[0].what == "replay" and .[0].ns_before > 0 and .[0].ns_after > 0 and
 		.[0].divergences == 0 and .[0].packets == 20000 and
-		.[0].ns_before == $o[0].ns_per_packet.a.median and
-		.[0].ns_after == $o[0].ns_per_packet.b.median' "$LOG" >/dev/null ||
+		.[0].ns_before == $o[0].ns_per_packet.a.iqm and
+		.[0].ns_after == $o[0].ns_per_packet.b.iqm' "$LOG" >/dev/null ||
 		fail "$s: measure record does not carry the replay's numbers: $(grep '"measure"' "$LOG")"
 	"$RESPEC" log show "$LOG" >/dev/null || fail "$s: log show refuses the log"
 	pass "$s: replay --optimize --log: $(jq -r 'select(.kind=="measure") |
@@ -144,7 +144,7 @@ jq -s -e '[.[] | select(.kind=="measure")] | length == 2 and
 	.[0].what == "guards_invalidated" and .[0].divergences == 0 and .[0].ns_after > 0 and
 	.[1].what == "replay" and .[1].ns_after > 0 and .[1].divergences == -1' "$T/inv.jsonl" \
 	>/dev/null || fail "--invalidate-guards: measure records: $(grep '"measure"' "$T/inv.jsonl")"
-jq -e --slurpfile l "$T/inv.jsonl" '.ns_per_packet.b.median ==
+jq -e --slurpfile l "$T/inv.jsonl" '.ns_per_packet.b.iqm ==
 	($l | map(select(.kind=="measure"))[0].ns_after)' "$T/inv.json" >/dev/null ||
 	fail "--invalidate-guards: the fallback figure is not the replay's"
 "$RESPEC" -j log stats "$T/inv.jsonl" | jq -e --slurpfile l "$T/inv.jsonl" '.[0].ns_after ==

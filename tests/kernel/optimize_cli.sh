@@ -89,9 +89,9 @@ sc=$SRC/bpf/samples/$n/scenarios/router-1k.json
 rsp trace gen --scenario "$sc" --profile high --packets 20000 --seed 13 -o "$TMP/t.pcap" >/dev/null
 rsp replay "$BUILD/bpf/samples/$n.bpf.o" --scenario "$sc" --pcap "$TMP/t.pcap" --optimize \
 	--rounds 3 -j >"$TMP/t.json" 2>"$TMP/err" || fail "timed run: $(tail -1 "$TMP/err")"
-jq -e '(.ratio.median | type) == "number" and (.ns_per_packet.a.median | type) == "number"' \
+jq -e '(.ratio.iqm | type) == "number" and (.ns_per_packet.a.iqm | type) == "number"' \
 	"$TMP/t.json" >/dev/null || fail "timed run JSON: $(head -c 600 "$TMP/t.json")"
-pass "timed run without --train: ratio $(jq .ratio.median "$TMP/t.json")"
+pass "timed run without --train: ratio $(jq .ratio.iqm "$TMP/t.json")"
 
 # bad input: exit 1 with one line; usage errors: exit 2
 echo garbage >"$TMP/bad.o"

@@ -157,7 +157,7 @@ run -j replay "$TMP/orig.o" --pcap "$TMP/t.pcap" --against "$TMP/orig.o" --mask 
 [ "$(echo "$OUT" | jget 'd["timing"]["driver_errors"]')" -eq 0 ] || fail "self: driver errors"
 echo "$OUT" | jget 'd["driver_ns"] > 0' | grep -q True || fail "self: driver_ns: $OUT"
 pass "self vs self: 0 divergences; timing $(echo "$OUT" | jget \
-	'"A %.1f ns, B %.1f ns, ratio %.3f [%.3f..%.3f], driver %.1f ns" % (d["ns_per_packet"]["a"]["median"], d["ns_per_packet"]["b"]["median"], d["ratio"]["median"], d["ratio"]["min"], d["ratio"]["max"], d["driver_ns"])')"
+	'"A %.1f ns, B %.1f ns, ratio %.3f [%.3f..%.3f], driver %.1f ns" % (d["ns_per_packet"]["a"]["iqm"], d["ns_per_packet"]["b"]["iqm"], d["ratio"]["iqm"], d["ratio"]["p25"], d["ratio"]["p75"], d["driver_ns"])')"
 
 # the unmasked timestamp is a map side effect that differs between any two runs
 run -j replay "$TMP/orig.o" --pcap "$TMP/t.pcap" --against "$TMP/orig.o" --no-timing

@@ -548,9 +548,9 @@ static int sample_log(int argc, char **argv, const char *obj, const char *scen, 
 		memset(&tm, 0, sizeof(tm));
 		if (!rs_replay_time(a, b, &tr, &to, &tm)) {
 			me.method = tm.method;
-			me.ns_before = tm.a.median;
-			me.ns_after = tm.b.median;
-			me.driver_ns = tm.driver.median;
+			me.ns_before = tm.a.iqm;
+			me.ns_after = tm.b.iqm;
+			me.driver_ns = tm.driver.iqm;
 		}
 		CHECK(rs_oplog_measure(log, &p, &me), "log measure");
 		fprintf(stderr, "%s: %zu -> %zu insns, %zu remarks, %.2f -> %.2f ns/packet (%s), "
