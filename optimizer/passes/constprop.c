@@ -4,16 +4,21 @@
  * over the CFG of each subprogram).
  *
  * What: registers and 8-byte stack slots get an abstract value { unknown, constant, non-null
- * pointer, frame pointer + offset }; only the feasible successors of a branch whose outcome is
- * known are followed.  Then:
+ * pointer, frame pointer + offset, constant-pool pointer + offset }; only the feasible
+ * successors of a branch whose outcome is known are followed.  Then:
  *   - a conditional jump with a known outcome becomes `ja` (always taken) or disappears;
  *   - an ALU instruction (or register move / stack fill) whose result is a known constant
  *     becomes `rD = imm` (ld_imm64 when the value needs 64 bits), so DCE can drop its inputs;
- *   - a register compare against a known constant uses the immediate form.
+ *   - a register compare against a known constant uses the immediate form;
+ *   - a load through a pointer into a constant pool (the frozen read-only single-entry arrays
+ *     the specializer passes create, rs_map_ref.init_value), at a known offset, becomes the
+ *     pool's bytes as an immediate - wherever the pointer went: copies, spills, across calls
+ *     in r6-r9 (map_fold folds loads near the lookup it replaces; this finds the rest).
  * Why: map_fold / hot_keys / table_elim turn map reads into immediates; this pass carries them
  * into the branches that tested them (a disabled feature flag becomes dead code, a constant
  * backend index selects one arm).
- * Preconditions: none beyond a valid program (it relies on no map fact).  Soundness details:
+ * Preconditions: none beyond a valid program (it relies on no map fact: a pool is frozen and
+ * BPF_F_RDONLY_PROG, so its bytes are its init_value forever).  Soundness details:
  * constants arise only from immediates (never from pointers), so replacing a result by an
  * immediate never turns a pointer into a scalar; the only branch refinement is `rX == 0` on the
  * taken edge (the verifier treats a null-checked register as 0 there too); non-null pointers
@@ -27,12 +32,40 @@
 
 #include "optimizer/pass.h"
 
-enum ckind { C_UNK, C_CONST, C_NONNULL, C_FP };
+enum ckind { C_UNK, C_CONST, C_NONNULL, C_FP, C_POOL };
 
 struct cval {
 	uint8_t k;
-	uint64_t v;			/* constant, or frame offset (as int64) */
+	uint64_t v;			/* constant, frame offset (as int64), or for C_POOL the
+					 * map index << 32 | offset into the pool value */
 };
+
+#define POOL_VAL(m, off)	((uint64_t)(m) << 32 | (uint32_t)(off))
+#define POOL_MAP(v)		((uint32_t)((v) >> 32))
+#define POOL_OFF(v)		((int32_t)(uint32_t)(v))
+
+static bool is_pool(const struct rs_prog *p, uint32_t m)
+{
+	const struct rs_map_ref *r = m < p->map_cnt ? &p->maps[m] : NULL;
+
+	return r && !r->id && r->init_value && r->type == BPF_MAP_TYPE_ARRAY &&
+	       r->max_entries == 1 && (r->flags & BPF_F_RDONLY_PROG);
+}
+
+/* The bytes a load of `size` at pool pointer `v` + off reads (false when out of range). */
+static bool pool_load(const struct rs_prog *p, uint64_t v, int64_t off, int64_t size,
+		      uint64_t *out)
+{
+	const struct rs_map_ref *r = &p->maps[POOL_MAP(v)];
+	int64_t at = (int64_t)POOL_OFF(v) + off;
+	uint64_t x = 0;
+
+	if (at < 0 || at + size > (int64_t)r->value_size)
+		return false;
+	memcpy(&x, r->init_value + at, (size_t)size);	/* BPF is host-endian */
+	*out = x;
+	return true;
+}
 
 #define NSLOTS 64			/* fp-512 .. fp-8 */
 
@@ -198,7 +231,7 @@ static int branch(const struct bpf_insn *in, const struct cstate *s)
 	if (x && s->r[in->src_reg].k != C_CONST)
 		return -1;
 	b = x ? s->r[in->src_reg].v : (uint64_t)(int64_t)in->imm;
-	if (d->k == C_NONNULL || d->k == C_FP) {
+	if (d->k == C_NONNULL || d->k == C_FP || d->k == C_POOL) {
 		if (!is64 || b != 0)
 			return -1;
 		if (op == BPF_JEQ)
@@ -249,10 +282,20 @@ static struct cval alu_val(const struct bpf_insn *in, const struct cstate *s)
 			r.k = C_CONST;
 		return r;
 	}
-	if (is64 && !x && (op == BPF_ADD || op == BPF_SUB) && (d->k == C_FP || d->k == C_NONNULL)) {
+	if (is64 && !x && (op == BPF_ADD || op == BPF_SUB) &&
+	    (d->k == C_FP || d->k == C_NONNULL || d->k == C_POOL)) {
 		r = *d;
 		if (d->k == C_FP)
 			r.v = op == BPF_ADD ? d->v + src : d->v - src;
+		if (d->k == C_POOL) {
+			int64_t off = (int64_t)POOL_OFF(d->v) +
+				      (op == BPF_ADD ? (int64_t)src : -(int64_t)src);
+
+			if (off < 0 || off > INT32_MAX)
+				r = (struct cval){ C_NONNULL, 0 };
+			else
+				r.v = POOL_VAL(POOL_MAP(d->v), off);
+		}
 		return r;
 	}
 	if (op == BPF_END || op == BPF_NEG) {
@@ -274,8 +317,23 @@ static struct cval alu_val(const struct bpf_insn *in, const struct cstate *s)
 	return r;
 }
 
+/* A helper call that never writes through the pointers it is given. */
+static bool helper_reads_only(const struct bpf_insn *in)
+{
+	if (in->src_reg != 0)
+		return false;		/* bpf-to-bpf call, kfunc */
+	switch (in->imm) {
+	case BPF_FUNC_map_lookup_elem:
+	case BPF_FUNC_map_update_elem:
+	case BPF_FUNC_map_delete_elem:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* transfer one (non-branch) instruction */
-static void transfer(struct cstate *s, const struct bpf_insn *in)
+static void transfer(const struct rs_prog *p, struct cstate *s, const struct bpf_insn *in)
 {
 	uint8_t cls = BPF_CLASS(in->code), d = in->dst_reg, sr = in->src_reg;
 	int r;
@@ -284,6 +342,8 @@ static void transfer(struct cstate *s, const struct bpf_insn *in)
 		if (sr == 0)
 			s->r[d] = (struct cval){ C_CONST, (uint32_t)in->imm |
 						 ((uint64_t)(uint32_t)in[1].imm << 32) };
+		else if (sr == BPF_PSEUDO_MAP_IDX_VALUE && is_pool(p, (uint32_t)in->imm))
+			s->r[d] = (struct cval){ C_POOL, POOL_VAL(in->imm, in[1].imm) };
 		else if (sr == BPF_PSEUDO_MAP_IDX || sr == BPF_PSEUDO_MAP_IDX_VALUE ||
 			 sr == BPF_PSEUDO_FUNC)
 			s->r[d] = (struct cval){ C_NONNULL, 0 };
@@ -299,6 +359,9 @@ static void transfer(struct cstate *s, const struct bpf_insn *in)
 
 			if (sl >= 0)
 				v = s->st[sl];
+		} else if (BPF_MODE(in->code) == BPF_MEM && s->r[sr].k == C_POOL &&
+			   pool_load(p, s->r[sr].v, in->off, msize(in), &v.v)) {
+			v.k = C_CONST;
 		}
 		s->r[d] = v;
 	} else if (cls == BPF_ST || cls == BPF_STX) {
@@ -315,7 +378,7 @@ static void transfer(struct cstate *s, const struct bpf_insn *in)
 			if (!atomic && sl >= 0 && msize(in) == 8) {
 				if (cls == BPF_ST)
 					s->st[sl] = (struct cval){ C_CONST, (uint64_t)(int64_t)in->imm };
-				else if (s->r[sr].k == C_CONST)
+				else if (s->r[sr].k == C_CONST || s->r[sr].k == C_POOL)
 					s->st[sl] = s->r[sr];
 			}
 		} else if (s->fp_escaped) {
@@ -328,7 +391,8 @@ static void transfer(struct cstate *s, const struct bpf_insn *in)
 	} else if (rs_insn_is_call(in)) {
 		bool fp_arg = s->fp_escaped;
 
-		for (r = 1; r <= 5; r++)
+		/* the map helpers only read through their key / value pointers */
+		for (r = 1; r <= 5 && !helper_reads_only(in); r++)
 			fp_arg |= s->r[r].k == C_FP;
 		if (fp_arg)
 			forget_stack(s);
@@ -345,8 +409,12 @@ static bool join_val(struct cval *d, const struct cval *s)
 {
 	if (d->k == C_UNK || (d->k == s->k && d->v == s->v))
 		return false;
-	if (d->k == C_NONNULL && s->k == C_NONNULL)
-		return false;
+	if ((d->k == C_NONNULL || d->k == C_POOL) && (s->k == C_NONNULL || s->k == C_POOL)) {
+		if (d->k == C_NONNULL)
+			return false;
+		*d = (struct cval){ C_NONNULL, 0 };	/* two pool pointers: still not null */
+		return true;
+	}
 	*d = unk;
 	return true;
 }
@@ -409,7 +477,7 @@ static void run_block(struct cp *c, int b)
 		if (i == last && rs_insn_is_cond_jmp(&c->p->insns[i]))
 			out = branch(&c->p->insns[i], &s);
 		else
-			transfer(&s, &c->p->insns[i]);
+			transfer(c->p, &s, &c->p->insns[i]);
 	}
 	if (rs_insn_is_cond_jmp(&c->p->insns[last])) {
 		const struct bpf_insn *in = &c->p->insns[last];
@@ -612,6 +680,21 @@ fold:
 		if (sl < 0 || s->st[sl].k != C_CONST)
 			return 0;
 		cnt = mov_imm(o, in->dst_reg, s->st[sl].v, true);
+	} else if (cls == BPF_LDX && BPF_MODE(in->code) == BPF_MEM &&
+		   s->r[in->src_reg].k == C_POOL) {
+		uint64_t v;
+
+		if (!pool_load(c->p, s->r[in->src_reg].v, in->off, msize(in), &v))
+			return 0;
+		/* loads zero-extend: a 32-bit mov does too, and needs one instruction */
+		cnt = mov_imm(o, in->dst_reg, v, msize(in) == 8);
+		err = rs_edit_replace(e, i, 1, o, NULL, cnt);
+		if (!err)
+			err = rs_pass_remark(ctx, RS_REMARK_APPLIED, orig, -1, in, 1, o, cnt,
+					     NULL, "load from constant pool %s: its bytes",
+					     c->p->maps[POOL_MAP(s->r[in->src_reg].v)].name);
+		(*n)++;
+		return err;
 	} else {
 		return 0;
 	}
@@ -655,7 +738,7 @@ static int constprop_run(struct rs_opt_ctx *ctx)
 		for (i = bb->start; i < bb->end && !err; i += rs_insn_width(&c.p->insns[i])) {
 			err = rewrite(ctx, e, &c, i, &s, i == last, &n);
 			if (!(i == last && rs_insn_is_cond_jmp(&c.p->insns[i])))
-				transfer(&s, &c.p->insns[i]);
+				transfer(c.p, &s, &c.p->insns[i]);
 		}
 	}
 	if (!err && n) {

@@ -2,7 +2,7 @@
 /*
  * test_constprop.c - constant propagation and branch folding: hand-written programs (folded
  * compares, constants through the stack, ALU results, non-null map values, loops that must
- * not be folded, 32-bit compares), and an equivalence property on random programs: the
+ * not be folded, 32-bit compares, loads from constant pools), and an equivalence property on random programs: the
  * output of constprop, then dce, then layout (random branch profile) computes the same r0 and
  * the same helper calls as the input under a small reference interpreter (RS_TEST_SEED).
  */
@@ -347,6 +347,76 @@ static void test_null_check_refines(void **state)
 	rs_prog_free(&p);
 }
 
+/* Loads through a constant-pool pointer fold wherever the pointer went: a copy in r6, a
+ * spill that a map lookup (which only reads its key) does not disturb, an offset added; a
+ * load from the ordinary map 0 and one past the pool's end stay loads. */
+static void mkprog_pool(struct rs_prog *p, const struct bpf_insn *in, size_t n,
+			const struct rs_map_ref *pool)
+{
+	struct rs_map_ref m = { .id = 1, .type = BPF_MAP_TYPE_ARRAY, .key_size = 4,
+				.value_size = 8, .max_entries = 1, .name = "m" };
+
+	rs_prog_init(p);
+	p->type = BPF_PROG_TYPE_XDP;
+	assert_int_equal(rs_prog_set_insns(p, in, n), 0);
+	assert_int_equal(rs_prog_add_map(p, &m), 0);
+	assert_int_equal(rs_prog_add_map(p, pool), 1);
+	assert_int_equal(rs_prog_validate(p, NULL, 0), 0);
+}
+
+static void test_pool_loads(void **state)
+{
+	uint8_t pool_bytes[16] = { 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88,
+				   0xf0, 0xde, 0xbc, 0x9a, 1, 2, 3, 4 };
+	struct rs_map_ref pool = { .type = BPF_MAP_TYPE_ARRAY, .key_size = 4, .value_size = 16,
+				   .max_entries = 1, .flags = BPF_F_RDONLY_PROG,
+				   .name = "rs_pool", .init_value = pool_bytes };
+	struct bpf_insn in[] = {
+		LD_IMM64_LO(6, BPF_PSEUDO_MAP_IDX_VALUE, 1), LD_IMM64_HI(0),	/* 0-1: pool */
+		STX_MEM(BPF_DW, RS_REG_FP, 6, -16),		/* 2: spill */
+		ST_MEM(BPF_W, RS_REG_FP, -4, 0),		/* 3: key */
+		MOV64_REG(2, RS_REG_FP),			/* 4 */
+		ALU64_IMM(BPF_ADD, 2, -4),			/* 5 */
+		LD_IMM64_LO(1, BPF_PSEUDO_MAP_IDX, 0), LD_IMM64_HI(0),	/* 6-7 */
+		CALL_HELPER(BPF_FUNC_map_lookup_elem),		/* 8 */
+		LDX_MEM(BPF_DW, 7, RS_REG_FP, -16),		/* 9: fill: the pool pointer */
+		ALU64_IMM(BPF_ADD, 7, 8),			/* 10 */
+		LDX_MEM(BPF_W, 0, 7, 0),			/* 11: 0x9abcdef0 */
+		LDX_MEM(BPF_B, 3, 6, 13),			/* 12: 2 */
+		LDX_MEM(BPF_W, 4, 7, 6),			/* 13: past the end: stays */
+		LD_IMM64_LO(5, BPF_PSEUDO_MAP_IDX_VALUE, 0), LD_IMM64_HI(0),	/* 14-15: map m */
+		LDX_MEM(BPF_W, 5, 5, 0),			/* 16: not a pool: stays */
+		EXIT(),						/* 17 */
+	};
+	struct rs_prog p;
+	struct tctx t;
+
+	(void)state;
+	mkprog_pool(&p, in, RS_ARRAY_SIZE(in), &pool);
+	ctx_init(&t, &p, NULL);
+	run(&t, &rs_pass_constprop);
+	assert_int_equal(t.ctx.prog.insn_cnt, p.insn_cnt);
+	assert_int_equal(t.ctx.prog.insns[11].code, BPF_ALU | BPF_MOV | BPF_K);	/* w0 = */
+	assert_int_equal((uint32_t)t.ctx.prog.insns[11].imm, 0x9abcdef0u);
+	assert_int_equal(t.ctx.prog.insns[12].code, BPF_ALU | BPF_MOV | BPF_K);
+	assert_int_equal(t.ctx.prog.insns[12].imm, 2);
+	assert_int_equal(t.ctx.prog.insns[13].code, BPF_LDX | BPF_W | BPF_MEM);
+	assert_int_equal(t.ctx.prog.insns[16].code, BPF_LDX | BPF_W | BPF_MEM);
+	ctx_fini(&t);
+	rs_prog_free(&p);
+
+	/* a helper that may write the stack (here: any other helper given a frame pointer)
+	 * makes the spilled pointer unknown again */
+	in[8] = (struct bpf_insn)CALL_HELPER(BPF_FUNC_get_prandom_u32);
+	mkprog_pool(&p, in, RS_ARRAY_SIZE(in), &pool);
+	ctx_init(&t, &p, NULL);
+	run(&t, &rs_pass_constprop);
+	assert_int_equal(t.ctx.prog.insns[11].code, BPF_LDX | BPF_W | BPF_MEM);
+	assert_int_equal(t.ctx.prog.insns[12].code, BPF_ALU | BPF_MOV | BPF_K);	/* r6 */
+	ctx_fini(&t);
+	rs_prog_free(&p);
+}
+
 /* ---- random programs: constprop + dce + layout keep the semantics ------------------------- */
 
 static void random_profile(const struct rs_prog *p, struct rs_profile *prof)
@@ -461,6 +531,7 @@ int main(void)
 		cmocka_unit_test(test_nonnull_and_unknowns),
 		cmocka_unit_test(test_loop_not_folded),
 		cmocka_unit_test(test_null_check_refines),
+		cmocka_unit_test(test_pool_loads),
 		cmocka_unit_test(test_random_equivalence),
 	};
 
