@@ -8,13 +8,15 @@
  * every run it
  *   1. undoes whatever the previous run did to the frame: metadata, head and tail (it keeps the
  *      frame's original data pointer as a number in `state`, which needs the privileged
- *      "pointer leak" permission: root / CAP_PERFMON);
+ *      "pointer leak" permission: root / CAP_PERFMON); the metadata and head calls are made
+ *      every run, moved or not, so their cost is the same for every target and subtracted;
  *   2. sizes the frame to the next trace packet and copies that packet (up to
  *      RS_DRV_COPY_MAX bytes) from the `pkts` map into it;
- *   3. tail-calls the program under test through the `target` prog array.
- * User space sizes `pkts`, fills it, resets `state` before every test run and puts the target
- * (or an empty program, to measure the driver alone) into slot 0 of `target`.  The target must
- * share the driver's program type, expected attach type and frags flag (set before load).
+ *   3. tail-calls the program in slot `state.slot` of the `target` prog array.
+ * User space sizes `pkts`, fills it, puts the programs under test and an empty program (to
+ * measure the driver alone) into slots of `target` once, and resets `state` (start packet,
+ * slot) before every test run.  The targets must share the driver's program type, expected
+ * attach type and frags flag (set before load).
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -65,12 +67,15 @@ int replay_driver(struct xdp_md *ctx)
 		st->base_data = (__u64)(long)ctx->data;
 		st->started = 1;
 	}
-	/* 1. undo the previous run: metadata, then head */
+	/* 1. undo the previous run: metadata, then head.  Both calls are made even when nothing
+	 * moved, so the restore costs the same after every target, the empty one included, and
+	 * subtracting the empty target's cost removes it (a program that moves the head is not
+	 * charged for the driver putting it back). */
 	delta = RD(st->cur_data) - RD(st->cur_meta);
-	if (delta && bpf_xdp_adjust_meta(ctx, (int)delta))
+	if (bpf_xdp_adjust_meta(ctx, (int)delta))
 		st->errors++;
 	delta = RD(st->base_data) - RD(st->cur_data);
-	if (delta && bpf_xdp_adjust_head(ctx, (int)delta))
+	if (bpf_xdp_adjust_head(ctx, (int)delta))
 		st->errors++;
 
 	/* 2. next packet: size the frame, copy the bytes */
