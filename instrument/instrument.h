@@ -130,6 +130,14 @@ int rs_replay_open_prog(const struct rs_prog *prog, const struct rs_replay_open_
 /* A loaded program: its original (rs_fetch_original) against clones of its maps. */
 int rs_replay_open_id(uint32_t prog_id, const struct rs_replay_open_opts *opts,
 		      struct rs_replay_prog **out);
+/*
+ * `a` again: its original against clones of its maps, loaded like every program derived from
+ * it (rs_replay_open_prog).  Compare a variant opened that way (instrumented, optimized from a
+ * live program) with this twin, not with `a`: both then have maps filled the same way (clone
+ * order, not scenario order, decides e.g. where LPM trie nodes land) and load the same way.
+ * Origin "A-ORIGIN (clone)".
+ */
+int rs_replay_open_twin(const struct rs_replay_prog *a, struct rs_replay_prog **out);
 void rs_replay_close(struct rs_replay_prog *rp);
 
 const char *rs_replay_name(const struct rs_replay_prog *rp);	/* "xdp_filter" */
@@ -212,11 +220,16 @@ struct rs_timing_opts {
 	uint32_t repeat;		/* driver runs per test run (default ~250 us worth,
 					 * >= 1024); each round takes the next chunk */
 	bool single;			/* force single runs (repeat 1 per packet) */
+	unsigned int copies;		/* instances of each program, round r times copy r % copies
+					 * (default 4, at most RS_TIMING_MAX_COPIES; 1 = only the
+					 * programs given): averages over JIT placements */
 	size_t max_packets;		/* packets of the trace used (default 65536) */
 	uint32_t ifindex;		/* ingress ifindex (default 1) */
 	void (*progress)(const char *phase, size_t done, size_t total, void *ctx);
 	void *progress_ctx;
 };
+
+#define RS_TIMING_MAX_COPIES	8
 
 struct rs_timing_stat {
 	double iqm;			/* interquartile mean over rounds */
@@ -227,6 +240,7 @@ struct rs_timing_result {
 	char method[16];		/* "driver" or "single" */
 	unsigned int rounds;
 	uint64_t runs;			/* program runs per program per round */
+	unsigned int copies;		/* instances of each program timed (placements) */
 	struct rs_timing_stat a, b;	/* ns per packet, harness (driver / empty program) removed */
 	struct rs_timing_stat ratio;	/* (b / a) per round (valid when has_b) */
 	struct rs_timing_stat driver;	/* ns per packet of the harness alone */

@@ -50,6 +50,13 @@ int rs_replay_run_one(int prog_fd, uint32_t prog_type, uint32_t ifindex,
 int rs_replay_pin_cpu(cpu_set_t *saved);
 void rs_replay_unpin_cpu(const cpu_set_t *saved);
 
+/*
+ * n more instances of rp's program against rp's own maps (same instructions, fetched back from
+ * the kernel; each gets its own JIT image and so its own placement).  fds[0..n) get the fds;
+ * on error all are -1 and nothing is left open.
+ */
+int rs_replay_load_copies(const struct rs_replay_prog *rp, int *fds, size_t n);
+
 /* Compare the maps of two programs (by name); appends divergences to res (replay_maps.c). */
 int rs_replay_compare_maps(const struct rs_replay_prog *a, const struct rs_replay_prog *b,
 			   const struct rs_replay_opts *opts, struct rs_replay_result *res);

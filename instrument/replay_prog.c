@@ -454,3 +454,62 @@ int rs_replay_open_id(uint32_t prog_id, const struct rs_replay_open_opts *opts,
 	rs_prog_free(&p);
 	return err;
 }
+
+int rs_replay_open_twin(const struct rs_replay_prog *a, struct rs_replay_prog **out)
+{
+	struct bpf_prog_info info = {};
+	uint32_t len = sizeof(info);
+	size_t n;
+	int err;
+
+	*out = NULL;
+	if (bpf_obj_get_info_by_fd(a->fd, &info, &len))
+		return -errno;
+	err = rs_replay_open_id(info.id, NULL, out);
+	if (err)
+		return err;
+	n = strnlen(a->origin, sizeof(a->origin) - sizeof(" (clone)"));
+	memcpy((*out)->origin, a->origin, n);
+	memcpy((*out)->origin + n, " (clone)", sizeof(" (clone)"));
+	return 0;
+}
+
+int rs_replay_load_copies(const struct rs_replay_prog *rp, int *fds, size_t n)
+{
+	struct bpf_prog_info info = {};
+	uint32_t len = sizeof(info);
+	struct rs_lift_report rep = {};
+	struct rs_prog p;
+	size_t i;
+	int err;
+
+	for (i = 0; i < n; i++)
+		fds[i] = -1;
+	if (bpf_obj_get_info_by_fd(rp->fd, &info, &len))
+		return -errno;
+	rs_prog_init(&p);
+	err = rs_fetch_original(info.id, &p, &rep);
+	if (err) {
+		rs_info("%s: no copies for timing: %s%s%s", rp->origin, rs_strerror(err),
+			*rep.msg ? ": " : "", rep.msg);
+		goto out;
+	}
+	/* the maps by id are rp's own private maps: every copy shares them */
+	for (i = 0; i < n; i++) {
+		struct rs_load_opts lo = { .sz = sizeof(lo) };
+
+		fds[i] = rs_prog_load(&p, &lo);
+		if (fds[i] < 0) {
+			err = fds[i];
+			rs_info("%s: loading copy %zu for timing: %s", rp->origin, i + 1,
+				rs_strerror(err));
+			while (i--)
+				close(fds[i]), fds[i] = -1;
+			fds[0] = -1;
+			break;
+		}
+	}
+out:
+	rs_prog_free(&p);
+	return err;
+}

@@ -38,6 +38,7 @@
 #define RS_TIMING_MIN_REPEAT	1024		/* runs per test run at least */
 #define RS_TIMING_DRIVER_ROUNDS	1001		/* default rounds, trace driver */
 #define RS_TIMING_SINGLE_ROUNDS	7		/* default rounds, single runs (whole trace each) */
+#define RS_TIMING_COPIES	4		/* default instances of each program (placements) */
 
 int rs_timing_check_stats(void)
 {
@@ -181,12 +182,67 @@ static int dispatch_hold(int prog_fd)
 /* ---- trace driver ---- */
 
 /*
- * One driver, kept in the XDP dispatcher, with the timed programs (A, B, the empty program)
- * in slots of its prog array set once: a test run picks its program through `state.slot`.
- * Switching programs then never rewrites a prog array (a JIT text poke) and all three are
- * reached through the same driver code and tail call.
+ * Instances of A and B timed in turn: copy 0 is the program itself, the others are the same
+ * instructions loaded again against the same maps (rs_replay_load_copies).  Each load puts
+ * its JIT image at a new, randomly offset place, and where code lands moves its cost by a few
+ * percent (alignment of branch targets and loops); averaging over several loads keeps that
+ * luck out of a comparison of two different programs.  Round r times copy r % k of each.
+ */
+struct copies {
+	int a[RS_TIMING_MAX_COPIES], b[RS_TIMING_MAX_COPIES];
+	unsigned int k;
+	bool has_b;
+};
+
+static void copies_close(struct copies *c)
+{
+	unsigned int i;
+
+	for (i = 1; i < c->k; i++) {
+		close(c->a[i]);
+		if (c->has_b)
+			close(c->b[i]);
+	}
+	c->k = 1;
+}
+
+static void copies_open(struct copies *c, const struct rs_replay_prog *a,
+			const struct rs_replay_prog *b, unsigned int want)
+{
+	memset(c, 0, sizeof(*c));
+	c->a[0] = a->fd;
+	c->b[0] = b ? b->fd : -1;
+	c->has_b = b != NULL;
+	c->k = 1;
+	if (want > RS_TIMING_MAX_COPIES)
+		want = RS_TIMING_MAX_COPIES;
+	if (want < 2)
+		return;
+	if (rs_replay_load_copies(a, c->a + 1, want - 1))
+		return;
+	if (b && rs_replay_load_copies(b, c->b + 1, want - 1)) {
+		unsigned int i;
+
+		for (i = 1; i < want; i++)
+			close(c->a[i]);
+		return;
+	}
+	c->k = want;
+}
+
+/*
+ * One driver, kept in the XDP dispatcher, with the timed programs (every copy of A and B, the
+ * empty program) in slots of its prog array set once: a test run picks its program through
+ * `state.slot`.  Switching programs then never rewrites a prog array (a JIT text poke) and
+ * all are reached through the same driver code and tail call.  Slot 0: the empty program;
+ * copy i of A: 1 + 2i, of B: 2 + 2i.
  */
 enum { DRV_A, DRV_B, DRV_E, DRV_CNT };
+
+static uint32_t drv_slot(int role, unsigned int copy)
+{
+	return role == DRV_E ? 0 : 1 + 2 * copy + (role == DRV_B);
+}
 
 struct drv {
 	struct replay_driver *skel;
@@ -236,12 +292,11 @@ static int drv_fill(struct drv *d, int pkts_fd, const struct rs_trace *tr, size_
 	return d->frame ? 0 : -ENOMEM;
 }
 
-static int drv_open(struct drv *d, const struct rs_replay_prog *a, const struct rs_replay_prog *b,
+static int drv_open(struct drv *d, const struct rs_replay_prog *a, const struct copies *c,
 		    int empty, const struct rs_trace *tr, size_t n, uint32_t ifindex)
 {
-	int fds[DRV_CNT] = { a->fd, b ? b->fd : -1, empty };
 	struct bpf_program *prog;
-	uint32_t k;
+	uint32_t slot;
 	int err;
 
 	memset(d, 0, sizeof(*d));
@@ -257,6 +312,8 @@ static int drv_open(struct drv *d, const struct rs_replay_prog *a, const struct 
 			       (a->prog_flags & BPF_F_XDP_HAS_FRAGS));
 	err = bpf_map__set_max_entries(d->skel->maps.pkts, n);
 	if (!err)
+		err = bpf_map__set_max_entries(d->skel->maps.target, 1 + 2 * c->k);
+	if (!err)
 		err = replay_driver__load(d->skel);
 	if (err) {
 		rs_info("trace driver: load failed: %s", rs_strerror(err));
@@ -264,9 +321,12 @@ static int drv_open(struct drv *d, const struct rs_replay_prog *a, const struct 
 	}
 	d->prog_fd = bpf_program__fd(prog);
 	d->state_fd = bpf_map__fd(d->skel->maps.state);
-	for (k = 0; k < DRV_CNT; k++) {
-		if (fds[k] >= 0 &&
-		    bpf_map_update_elem(bpf_map__fd(d->skel->maps.target), &k, &fds[k], BPF_ANY)) {
+	for (slot = 0; slot <= 2 * c->k; slot++) {
+		int fd = slot == 0 ? empty : (slot - 1) % 2 ? c->b[(slot - 1) / 2] :
+			 c->a[(slot - 1) / 2];
+
+		if (fd >= 0 && bpf_map_update_elem(bpf_map__fd(d->skel->maps.target), &slot, &fd,
+						   BPF_ANY)) {
 			err = -errno;
 			goto err;
 		}
@@ -348,6 +408,7 @@ static const uint8_t drv_orders[6][DRV_CNT] = {
 };
 
 static int time_driver(struct rs_replay_prog *a, struct rs_replay_prog *b,
+		       const struct copies *c,
 		       const struct rs_trace *tr, size_t n, const struct rs_timing_opts *opts,
 		       unsigned int rounds, double *va, double *vb, double *ve,
 		       struct rs_timing_result *res)
@@ -362,12 +423,12 @@ static int time_driver(struct rs_replay_prog *a, struct rs_replay_prog *b,
 	empty = load_empty(a->type, a->expected_attach_type, a->prog_flags & BPF_F_XDP_HAS_FRAGS);
 	if (empty < 0)
 		return empty;
-	err = drv_open(&d, a, b, empty, tr, n, ifindex);
+	err = drv_open(&d, a, c, empty, tr, n, ifindex);
 	if (err)
 		goto out_empty;
-	err = drv_check(&d, DRV_A, a, tr, &ns);
+	err = drv_check(&d, drv_slot(DRV_A, 0), a, tr, &ns);
 	if (!err && b)
-		err = drv_check(&d, DRV_B, b, tr, &nb);
+		err = drv_check(&d, drv_slot(DRV_B, 0), b, tr, &nb);
 	if (err)
 		goto out;
 	if (!repeat) {
@@ -389,7 +450,8 @@ static int time_driver(struct rs_replay_prog *a, struct rs_replay_prog *b,
 			int k = drv_orders[r % 6][i];
 
 			if (k != DRV_B || b)
-				err = drv_run(&d, k, start, repeat, out[k], NULL, &errs);
+				err = drv_run(&d, drv_slot(k, r % c->k), start, repeat, out[k],
+					      NULL, &errs);
 		}
 		if (err)
 			goto out;
@@ -408,7 +470,7 @@ out_empty:
 /* ---- single runs ---- */
 
 static int time_single(struct rs_replay_prog *a, struct rs_replay_prog *b,
-		       const struct rs_trace *tr, size_t n, const struct rs_timing_opts *opts,
+		       const struct copies *c, const struct rs_trace *tr, size_t n, const struct rs_timing_opts *opts,
 		       unsigned int rounds, double *va, double *vb, double *ve,
 		       struct rs_timing_result *res)
 {
@@ -425,11 +487,12 @@ static int time_single(struct rs_replay_prog *a, struct rs_replay_prog *b,
 		struct rs_run run;
 
 		for (i = 0; i < n && !err; i++) {
-			err = rs_replay_run_one(a->fd, a->type, ifindex, &tr->pkts[i], NULL, &run);
+			err = rs_replay_run_one(c->a[r % c->k], a->type, ifindex, &tr->pkts[i],
+						NULL, &run);
 			sa += run.duration;
 			if (!err && b) {
-				err = rs_replay_run_one(b->fd, b->type, ifindex, &tr->pkts[i], NULL,
-							&run);
+				err = rs_replay_run_one(c->b[r % c->k], b->type, ifindex,
+							&tr->pkts[i], NULL, &run);
 				sb += run.duration;
 			}
 			if (!err) {
@@ -459,6 +522,7 @@ int rs_replay_time(struct rs_replay_prog *a, struct rs_replay_prog *b, const str
 	size_t n = RS_OPTS_GET(opts, max_packets, 0) ?: 65536;
 	double *va = NULL, *vb = NULL, *ve = NULL, *ra = NULL, *rb = NULL, *rr = NULL;
 	unsigned int cap = want ? want | 1 : RS_TIMING_DRIVER_ROUNDS;
+	struct copies c = { .k = 1 };
 	cpu_set_t saved;
 	bool pinned;
 	size_t nr = 0;
@@ -492,21 +556,24 @@ int rs_replay_time(struct rs_replay_prog *a, struct rs_replay_prog *b, const str
 		goto out;
 	}
 	res->has_b = b != NULL;
+	copies_open(&c, a, b, RS_OPTS_GET(opts, copies, 0) ?: RS_TIMING_COPIES);
+	res->copies = c.k;
 	pinned = !rs_replay_pin_cpu(&saved);
 	err = -EOPNOTSUPP;
 	if (a->type == BPF_PROG_TYPE_XDP && !RS_OPTS_GET(opts, single, false)) {
 		rounds = want ? want | 1 : RS_TIMING_DRIVER_ROUNDS;
-		err = time_driver(a, b, tr, n, opts, rounds, va, vb, ve, res);
+		err = time_driver(a, b, &c, tr, n, opts, rounds, va, vb, ve, res);
 		if (err)
 			rs_info("%s: trace driver unusable (%s): single runs instead", a->origin,
 				rs_strerror(err));
 	}
 	if (err) {
 		rounds = want ? want | 1 : RS_TIMING_SINGLE_ROUNDS;
-		err = time_single(a, b, tr, n, opts, rounds, va, vb, ve, res);
+		err = time_single(a, b, &c, tr, n, opts, rounds, va, vb, ve, res);
 	}
 	if (pinned)
 		rs_replay_unpin_cpu(&saved);
+	copies_close(&c);
 	if (err)
 		goto out;
 	res->rounds = rounds;

@@ -374,9 +374,10 @@ void replay_timing_json(json_t *o, const struct rs_timing_result *tm, bool timed
 		json_object_set_new(o, "driver_ns", json_null());
 		return;
 	}
-	json_object_set_new(o, "timing", json_pack("{s:s,s:i,s:I,s:o,s:i}",
+	json_object_set_new(o, "timing", json_pack("{s:s,s:i,s:I,s:i,s:o,s:i}",
 		"method", tm->method, "rounds", (int)tm->rounds, "runs", (json_int_t)tm->runs,
-		"driver", stat_json(&tm->driver), "driver_errors", (int)tm->driver_errors));
+		"copies", (int)tm->copies, "driver", stat_json(&tm->driver),
+		"driver_errors", (int)tm->driver_errors));
 	ns = json_pack("{s:o}", "a", stat_json(&tm->a));
 	if (has_b)
 		json_object_set_new(ns, "b", stat_json(&tm->b));
@@ -448,8 +449,9 @@ static void report_text(const struct replay_args *ra, struct rs_replay_prog *a,
 		printf("timing: skipped (%s)\n", why_not);
 		return;
 	}
-	printf("timing (%s, %u rounds x %llu runs, harness subtracted; interquartile means over "
-	       "rounds, [quartiles]):\n", tm->method, tm->rounds, (unsigned long long)tm->runs);
+	printf("timing (%s, %u rounds x %llu runs, %u instance%s each, harness subtracted; "
+	       "interquartile means over rounds, [quartiles]):\n", tm->method, tm->rounds,
+	       (unsigned long long)tm->runs, tm->copies, tm->copies == 1 ? "" : "s");
 	printf("  A      %8.2f ns/packet [%.2f, %.2f]\n", tm->a.iqm, tm->a.p25, tm->a.p75);
 	if (b) {
 		printf("  B      %8.2f ns/packet [%.2f, %.2f]\n", tm->b.iqm, tm->b.p25, tm->b.p75);
@@ -532,7 +534,7 @@ static void print_profile_summary(json_t *profile)
 int do_replay(int argc, char **argv)
 {
 	struct replay_args ra = { .max_div = 10 };
-	struct rs_replay_prog *a = NULL, *b = NULL;
+	struct rs_replay_prog *a = NULL, *b = NULL, *twin = NULL, *swap_a = NULL;
 	struct rs_timing_result tm = {};
 	struct rs_replay_result res = {};
 	struct rs_scenario *sc = NULL;
@@ -571,6 +573,11 @@ int do_replay(int argc, char **argv)
 
 		if (rs_profiler_replay_open(a, &po, &pr, &b))
 			goto out;
+		/* the variant runs against clones: so does the original it is compared with */
+		if (rs_replay_open_twin(a, &twin))
+			goto out;
+		swap_a = a;
+		a = twin;
 	}
 	if (ra.has_b) {
 		if (open_one(&ra.b, ra.against_prog ?: ra.prog_name, sc, &b))
@@ -622,6 +629,7 @@ out:
 	rs_replay_result_free(&res);
 	rs_replay_close(b);
 	rs_replay_close(a);
+	rs_replay_close(swap_a);
 	if (sc)
 		rs_scenario_free(sc);
 	rs_trace_free(&tr);
