@@ -498,16 +498,18 @@ int rs_replay_load_copies(const struct rs_replay_prog *rp, int *fds, size_t n)
 	for (i = 0; i < n; i++) {
 		struct rs_load_opts lo = { .sz = sizeof(lo) };
 
-		fds[i] = rs_prog_load(&p, &lo);
-		if (fds[i] < 0) {
-			err = fds[i];
+		err = rs_prog_load(&p, &lo);
+		if (err < 0) {
 			rs_info("%s: loading copy %zu for timing: %s", rp->origin, i + 1,
 				rs_strerror(err));
-			while (i--)
-				close(fds[i]), fds[i] = -1;
-			fds[0] = -1;
+			while (i--) {
+				close(fds[i]);
+				fds[i] = -1;
+			}
 			break;
 		}
+		fds[i] = err;
+		err = 0;
 	}
 out:
 	rs_prog_free(&p);

@@ -374,7 +374,7 @@ static int drv_run(struct drv *d, int k, uint32_t start, uint32_t repeat, double
 	return 0;
 }
 
-/* Check driver `k` can call `rp` and returns what a single run returns on the last packet. */
+/* Check the driver can call `rp` in slot `k` and gets what a single run gets on the last packet. */
 static int drv_check(struct drv *d, int k, const struct rs_replay_prog *rp,
 		     const struct rs_trace *tr, double *ns)
 {
