@@ -548,6 +548,8 @@ struct rs_agent_config {
 					 * than this share of a new profile's lookups (0.5) */
 	double settle_s;		/* guard invalidated: wait for no writes this long (0.3) */
 	double retry_s;			/* after a failure / refusal, try this point again (60) */
+	double foreign_backoff_s;	/* leave a program someone else put in our place alone
+					 * this long before treating it as new (60) */
 	/* canary */
 	size_t canary_max_packets;	/* packets kept from the profile window (2048) */
 	size_t canary_min_packets;	/* fewer: no swap (1) */
@@ -646,6 +648,7 @@ struct rs_agent_point_info {
 	uint32_t guarded_maps;
 	bool guard_valid;		/* ours runs its specialized body */
 	uint64_t profile_packets;
+	bool foreign;			/* GONE because someone else replaced it: live_id is theirs */
 };
 
 int rs_agent_point_new(struct rs_agent_env *env, const struct rs_attach_point *pt,

@@ -89,6 +89,7 @@ static const struct field top_fields[] = {
 	D("discover_interval_s", discover_interval_s, 0.1, 86400),
 	D("settle_s", settle_s, 0, 3600),
 	D("retry_s", retry_s, 0.1, 86400),
+	D("foreign_backoff_s", foreign_backoff_s, 0, 86400),
 	D("reoptimize_interval_s", reoptimize_interval_s, 0, 1e7),
 	SEC("profile", profile_fields),
 	SEC("canary", canary_fields),
@@ -118,6 +119,7 @@ void rs_agent_config_defaults(struct rs_agent_config *c)
 	c->drift_min_coverage = 0.5;
 	c->settle_s = 0.3;
 	c->retry_s = 60;
+	c->foreign_backoff_s = 60;
 	c->canary_max_packets = 2048;
 	c->canary_min_packets = 1;
 	c->cost_delay_s = 1;

@@ -120,6 +120,10 @@ struct daemon {
 	size_t mlen;
 	uint64_t next_discover, next_metrics, last_event_discover;
 	bool discover_soon, discovered_once;
+	/* programs someone else put in place of ours: left alone until `until` (DESIGN §4:
+	 * back off); a ring, the oldest entry is reused */
+	struct { uint32_t prog_id; uint64_t until; } backoff[32];
+	unsigned int backoff_next;
 	int argc;
 	char **argv;
 };
@@ -156,6 +160,18 @@ static bool tracked(struct daemon *d, const struct rs_attach_point *pt)
 	return false;
 }
 
+/* A program someone else put in place of ours, still inside its back-off? */
+static bool backing_off(const struct daemon *d, uint32_t prog_id)
+{
+	uint64_t now = mono_ns();
+	size_t k;
+
+	for (k = 0; k < RS_ARRAY_SIZE(d->backoff); k++)
+		if (d->backoff[k].prog_id == prog_id && now < d->backoff[k].until)
+			return true;
+	return false;
+}
+
 static int discover(struct daemon *d)
 {
 	struct rs_attach_point *pts = NULL;
@@ -170,7 +186,8 @@ static int discover(struct daemon *d)
 		return err;
 	}
 	for (i = 0; i < cnt; i++) {
-		if (tracked(d, &pts[i]) || prog_name(pts[i].prog_id, name, sizeof(name)) ||
+		if (tracked(d, &pts[i]) || backing_off(d, pts[i].prog_id) ||
+		    prog_name(pts[i].prog_id, name, sizeof(name)) ||
 		    !rs_agent_config_selects(d->cfg, &pts[i], name))
 			continue;
 		if (d->cnt == d->cap) {
@@ -200,6 +217,13 @@ static void drop_gone(struct daemon *d)
 		if (pi.state != RS_AGENT_GONE) {
 			i++;
 			continue;
+		}
+		if (pi.foreign && pi.live_id && d->cfg->foreign_backoff_s > 0) {
+			unsigned int k = d->backoff_next++ % RS_ARRAY_SIZE(d->backoff);
+
+			d->backoff[k].prog_id = pi.live_id;
+			d->backoff[k].until = mono_ns() +
+					      (uint64_t)(d->cfg->foreign_backoff_s * 1e9);
 		}
 		rs_agent_point_free(d->pts[i]);
 		d->pts[i] = d->pts[--d->cnt];

@@ -212,7 +212,8 @@ static void foreign(struct rs_agent_point *p, uint32_t found)
 	lp_event(p, "foreign", json_pack("{s:I,s:I}", "expected", (json_int_t)p->live_id, "found",
 				      (json_int_t)found),
 	      "expected prog %u at the point but prog %u is there: someone else replaced it; "
-	      "left alone, state dropped, starting over from the new program", p->live_id, found);
+	      "left alone, state dropped; back off %.0f s before starting over from it",
+	      p->live_id, found, p->env->cfg->foreign_backoff_s);
 	/* close our journal entry (restore leaves a foreign program in place) */
 	if (p->live_id != p->orig_id)
 		rs_restore(&p->pt, &ro);
@@ -220,6 +221,7 @@ static void foreign(struct rs_agent_point *p, uint32_t found)
 	lp_close_windows(p);
 	lp_drop_ours(p);
 	p->live_id = found;
+	p->foreign = true;
 	lp_go(p, RS_AGENT_GONE, "foreign program");
 }
 
@@ -671,6 +673,7 @@ void rs_agent_point_info(const struct rs_agent_point *p, struct rs_agent_point_i
 	info->guard_valid = p->ours_id && p->env->guard &&
 			    guards_valid((struct rs_agent_point *)p);
 	info->profile_packets = p->ours_has_prof ? p->ours_prof.packets : 0;
+	info->foreign = p->foreign;
 }
 
 void rs_agent_point_free(struct rs_agent_point *p)

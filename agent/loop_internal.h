@@ -37,6 +37,7 @@ struct rs_agent_point {
 
 	/* what is at the point */
 	uint32_t live_id;
+	bool foreign;			/* GONE because someone else replaced our program */
 	int ours_fd;
 	uint32_t ours_id, version;
 	struct rs_snapshot ours_snap;	/* maps watched for ours (unwatched when replaced) */

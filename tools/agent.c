@@ -52,7 +52,7 @@ static json_t *config_json(const struct rs_agent_config *c)
 				  (json_int_t)s->id, "ifname", s->ifname, "netns", s->netns,
 				  "kinds", (json_int_t)s->kinds));
 	}
-	return json_pack("{s:s,s:o,s:o,s:f,s:f,s:f,s:f,s:f,s:I,s:f,s:f,s:f,s:f,s:I,s:f,"
+	return json_pack("{s:s,s:o,s:o,s:f,s:f,s:f,s:f,s:f,s:I,s:f,s:f,s:f,s:f,s:f,s:I,s:f,"
 			 "s:s,s:s,s:s,s:s,s:s,s:s,s:b}",
 			 "path", c->path, "select", sel, "exclude", exc, "tick_s", c->tick_s,
 			 "discover_interval_s", c->discover_interval_s,
@@ -61,7 +61,8 @@ static json_t *config_json(const struct rs_agent_config *c)
 			 (json_int_t)c->sample_rate, "reprofile_interval_s",
 			 c->reprofile_interval_s, "reoptimize_interval_s",
 			 c->reoptimize_interval_s, "revert_ratio", c->revert_ratio,
-			 "retry_s", c->retry_s, "canary_max_packets",
+			 "retry_s", c->retry_s, "foreign_backoff_s", c->foreign_backoff_s,
+			 "canary_max_packets",
 			 (json_int_t)c->canary_max_packets, "drift_min_coverage",
 			 c->drift_min_coverage, "log", c->log_path, "events", c->events_path,
 			 "metrics_file",

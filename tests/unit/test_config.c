@@ -42,6 +42,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.select_cnt, 0);
 	assert_true(c.capture);
 	assert_true(c.settle_s > 0 && c.settle_s < 3);
+	assert_true(c.foreign_backoff_s == 60);
 	assert_true(c.revert_ratio > 1);
 	assert_int_equal(c.sample_rate, 64);
 }
@@ -54,6 +55,7 @@ static void test_full(void **state)
 		"                {\"id\": 42} ],\n"
 		"  \"exclude\": [ {\"netns\": \"prod-*\"} ],\n"
 		"  \"tick_s\": 0.05, \"discover_interval_s\": 2, \"settle_s\": 0.2, \"retry_s\": 5,\n"
+		"  \"foreign_backoff_s\": 0,\n"
 		"  \"reoptimize_interval_s\": 0,\n"
 		"  \"profile\": {\"base_window_s\": 0.5, \"window_s\": 1.5, \"sample_rate\": 16,\n"
 		"               \"top_k\": 4, \"interval_s\": 30, \"drift_min_coverage\": 0.7},\n"
@@ -75,6 +77,7 @@ static void test_full(void **state)
 	assert_int_equal(c.exclude_cnt, 1);
 	assert_string_equal(c.exclude[0].netns, "prod-*");
 	assert_true(c.tick_s == 0.05 && c.discover_interval_s == 2 && c.settle_s == 0.2);
+	assert_true(c.foreign_backoff_s == 0);		/* 0: start over at once */
 	assert_true(c.profile_window_s == 1.5 && c.base_window_s == 0.5);
 	assert_int_equal(c.sample_rate, 16);
 	assert_int_equal(c.top_k, 4);
