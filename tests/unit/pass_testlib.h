@@ -72,7 +72,9 @@ static inline void run(struct tctx *t, const struct rs_pass *pass)
 }
 
 /* an XDP program of `in` referencing one 1-entry array map (index 0, id 1) */
-static inline void mkprog(struct rs_prog *p, const struct bpf_insn *in, size_t n)
+/* An XDP program of `in` with map 0 "m" (8-byte array, id 1) and, if not NULL, `extra` as map 1. */
+static inline void mkprog_with(struct rs_prog *p, const struct bpf_insn *in, size_t n,
+			       const struct rs_map_ref *extra)
 {
 	struct rs_map_ref m = { .id = 1, .type = BPF_MAP_TYPE_ARRAY, .key_size = 4,
 				.value_size = 8, .max_entries = 1, .name = "m" };
@@ -81,7 +83,14 @@ static inline void mkprog(struct rs_prog *p, const struct bpf_insn *in, size_t n
 	p->type = BPF_PROG_TYPE_XDP;
 	assert_int_equal(rs_prog_set_insns(p, in, n), 0);
 	assert_int_equal(rs_prog_add_map(p, &m), 0);
+	if (extra)
+		assert_int_equal(rs_prog_add_map(p, extra), 1);
 	assert_int_equal(rs_prog_validate(p, NULL, 0), 0);
+}
+
+static inline void mkprog(struct rs_prog *p, const struct bpf_insn *in, size_t n)
+{
+	mkprog_with(p, in, n, NULL);
 }
 
 #endif /* RS_PASS_TESTLIB_H */

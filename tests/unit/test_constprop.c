@@ -350,20 +350,6 @@ static void test_null_check_refines(void **state)
 /* Loads through a constant-pool pointer fold wherever the pointer went: a copy in r6, a
  * spill that a map lookup (which only reads its key) does not disturb, an offset added; a
  * load from the ordinary map 0 and one past the pool's end stay loads. */
-static void mkprog_pool(struct rs_prog *p, const struct bpf_insn *in, size_t n,
-			const struct rs_map_ref *pool)
-{
-	struct rs_map_ref m = { .id = 1, .type = BPF_MAP_TYPE_ARRAY, .key_size = 4,
-				.value_size = 8, .max_entries = 1, .name = "m" };
-
-	rs_prog_init(p);
-	p->type = BPF_PROG_TYPE_XDP;
-	assert_int_equal(rs_prog_set_insns(p, in, n), 0);
-	assert_int_equal(rs_prog_add_map(p, &m), 0);
-	assert_int_equal(rs_prog_add_map(p, pool), 1);
-	assert_int_equal(rs_prog_validate(p, NULL, 0), 0);
-}
-
 static void test_pool_loads(void **state)
 {
 	uint8_t pool_bytes[16] = { 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88,
@@ -392,7 +378,7 @@ static void test_pool_loads(void **state)
 	struct tctx t;
 
 	(void)state;
-	mkprog_pool(&p, in, RS_ARRAY_SIZE(in), &pool);
+	mkprog_with(&p, in, RS_ARRAY_SIZE(in), &pool);
 	ctx_init(&t, &p, NULL);
 	run(&t, &rs_pass_constprop);
 	assert_int_equal(t.ctx.prog.insn_cnt, p.insn_cnt);
@@ -408,7 +394,7 @@ static void test_pool_loads(void **state)
 	/* a helper that may write the stack (here: any other helper given a frame pointer)
 	 * makes the spilled pointer unknown again */
 	in[8] = (struct bpf_insn)CALL_HELPER(BPF_FUNC_get_prandom_u32);
-	mkprog_pool(&p, in, RS_ARRAY_SIZE(in), &pool);
+	mkprog_with(&p, in, RS_ARRAY_SIZE(in), &pool);
 	ctx_init(&t, &p, NULL);
 	run(&t, &rs_pass_constprop);
 	assert_int_equal(t.ctx.prog.insns[11].code, BPF_LDX | BPF_W | BPF_MEM);
