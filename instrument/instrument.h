@@ -119,6 +119,7 @@ struct rs_replay_open_opts {
 	/* ELF only: called after open, before load (e.g. to change instructions in a test). */
 	int (*prepare)(struct bpf_object *obj, struct bpf_program *prog, void *ctx);
 	void *prepare_ctx;
+	const char *origin;		/* rs_prog: what reports call it (default "id N (name)") */
 };
 
 int rs_replay_open_object(const char *path, const struct rs_replay_open_opts *opts,
@@ -130,14 +131,6 @@ int rs_replay_open_prog(const struct rs_prog *prog, const struct rs_replay_open_
 /* A loaded program: its original (rs_fetch_original) against clones of its maps. */
 int rs_replay_open_id(uint32_t prog_id, const struct rs_replay_open_opts *opts,
 		      struct rs_replay_prog **out);
-/*
- * `a` again: its original against clones of its maps, loaded like every program derived from
- * it (rs_replay_open_prog).  Compare a variant opened that way (instrumented, optimized from a
- * live program) with this twin, not with `a`: both then have maps filled the same way (clone
- * order, not scenario order, decides e.g. where LPM trie nodes land) and load the same way.
- * Origin "A-ORIGIN (clone)".
- */
-int rs_replay_open_twin(const struct rs_replay_prog *a, struct rs_replay_prog **out);
 void rs_replay_close(struct rs_replay_prog *rp);
 
 const char *rs_replay_name(const struct rs_replay_prog *rp);	/* "xdp_filter" */
@@ -338,10 +331,16 @@ int rs_profiler_collect(struct rs_profiler *pr, const struct rs_replay_prog *rp,
 			size_t top_k, struct rs_profile *prof);
 /* Keys lost (overwritten before a drain) over every site. */
 uint64_t rs_profiler_keys_lost(const struct rs_profiler *pr);
-/* Open the instrumented variant of replay program `a` (its original, fetched from the kernel)
- * against clones of a's maps, for `respec replay --instrumented`. */
+/*
+ * Open the instrumented variant of replay program `a` (its original, fetched from the kernel)
+ * against clones of a's maps, for `respec replay --instrumented`.  twin (may be NULL): also
+ * that original against its own clones, origin "A-ORIGIN (clone)" - compare the variant with
+ * the twin rather than with `a`: both then have maps filled the same way (clone order, not
+ * scenario order, decides e.g. where LPM trie nodes land) and are loaded the same way.
+ */
 int rs_profiler_replay_open(const struct rs_replay_prog *a, const struct rs_profiler_opts *opts,
-			    struct rs_profiler **pr, struct rs_replay_prog **b);
+			    struct rs_profiler **pr, struct rs_replay_prog **b,
+			    struct rs_replay_prog **twin);
 
 /* ---- JSON (instrument/profile_json.c) ---- */
 

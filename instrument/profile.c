@@ -383,7 +383,8 @@ out:
 }
 
 int rs_profiler_replay_open(const struct rs_replay_prog *a, const struct rs_profiler_opts *opts,
-			    struct rs_profiler **pr, struct rs_replay_prog **b)
+			    struct rs_profiler **pr, struct rs_replay_prog **b,
+			    struct rs_replay_prog **twin)
 {
 	struct bpf_prog_info info = {};
 	uint32_t len = sizeof(info);
@@ -393,6 +394,8 @@ int rs_profiler_replay_open(const struct rs_replay_prog *a, const struct rs_prof
 
 	*pr = NULL;
 	*b = NULL;
+	if (twin)
+		*twin = NULL;
 	rs_prog_init(&orig);
 	if (bpf_obj_get_info_by_fd(rs_replay_fd(a), &info, &len))
 		return -errno;
@@ -417,6 +420,20 @@ int rs_profiler_replay_open(const struct rs_replay_prog *a, const struct rs_prof
 			rs_strerror(err));
 		rs_profiler_free(*pr);
 		*pr = NULL;
+		goto out;
+	}
+	if (twin) {
+		char origin[512];
+		struct rs_replay_open_opts oo = { .sz = sizeof(oo), .origin = origin };
+
+		snprintf(origin, sizeof(origin), "%s (clone)", rs_replay_origin(a));
+		err = rs_replay_open_prog(&orig, &oo, twin);
+		if (err) {
+			rs_replay_close(*b);
+			*b = NULL;
+			rs_profiler_free(*pr);
+			*pr = NULL;
+		}
 	}
 out:
 	rs_prog_free(&orig);

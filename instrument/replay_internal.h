@@ -30,6 +30,7 @@ struct rs_replay_prog {
 	struct bpf_object *obj;		/* ELF mode: owns fd and maps */
 	struct rs_replay_map *maps;
 	size_t map_cnt;
+	struct rs_prog *src;		/* rs_prog mode: what was loaded (maps by the clones' ids) */
 };
 
 /* Result of one test run of one packet. */
@@ -51,8 +52,9 @@ int rs_replay_pin_cpu(cpu_set_t *saved);
 void rs_replay_unpin_cpu(const cpu_set_t *saved);
 
 /*
- * n more instances of rp's program against rp's own maps (same instructions, fetched back from
- * the kernel; each gets its own JIT image and so its own placement).  fds[0..n) get the fds;
+ * n more instances of rp's program against rp's own maps (same instructions: rp->src, or for an
+ * ELF program fetched back from the kernel; each gets its own JIT image and so its own
+ * placement).  fds[0..n) get the fds;
  * on error all are -1 and nothing is left open.
  */
 int rs_replay_load_copies(const struct rs_replay_prog *rp, int *fds, size_t n);

@@ -53,6 +53,10 @@ void rs_replay_close(struct rs_replay_prog *rp)
 		if (rp->maps[i].owned && rp->maps[i].fd >= 0)
 			close(rp->maps[i].fd);
 	free(rp->maps);
+	if (rp->src) {
+		rs_prog_free(rp->src);
+		free(rp->src);
+	}
 	if (rp->obj)
 		bpf_object__close(rp->obj);
 	else if (rp->fd >= 0)
@@ -376,7 +380,9 @@ int rs_replay_open_prog(const struct rs_prog *prog, const struct rs_replay_open_
 	if (err)
 		goto err;
 	snprintf(rp->name, sizeof(rp->name), "%s", prog->name);
-	if (prog->id)
+	if (RS_OPTS_GET(opts, origin, NULL))
+		snprintf(rp->origin, sizeof(rp->origin), "%s", opts->origin);
+	else if (prog->id)
 		snprintf(rp->origin, sizeof(rp->origin), "id %u (%s)", prog->id, prog->name);
 	else
 		snprintf(rp->origin, sizeof(rp->origin), "%s", prog->name);
@@ -422,7 +428,11 @@ int rs_replay_open_prog(const struct rs_prog *prog, const struct rs_replay_open_
 	}
 	rp->fd = err;
 	free(log);
-	rs_prog_free(&copy);
+	rp->src = malloc(sizeof(*rp->src));
+	if (rp->src)
+		*rp->src = copy;	/* kept for rs_replay_load_copies */
+	else
+		rs_prog_free(&copy);
 	*out = rp;
 	return 0;
 err:
@@ -455,25 +465,6 @@ int rs_replay_open_id(uint32_t prog_id, const struct rs_replay_open_opts *opts,
 	return err;
 }
 
-int rs_replay_open_twin(const struct rs_replay_prog *a, struct rs_replay_prog **out)
-{
-	struct bpf_prog_info info = {};
-	uint32_t len = sizeof(info);
-	size_t n;
-	int err;
-
-	*out = NULL;
-	if (bpf_obj_get_info_by_fd(a->fd, &info, &len))
-		return -errno;
-	err = rs_replay_open_id(info.id, NULL, out);
-	if (err)
-		return err;
-	n = strnlen(a->origin, sizeof(a->origin) - sizeof(" (clone)"));
-	memcpy((*out)->origin, a->origin, n);
-	memcpy((*out)->origin + n, " (clone)", sizeof(" (clone)"));
-	return 0;
-}
-
 int rs_replay_load_copies(const struct rs_replay_prog *rp, int *fds, size_t n)
 {
 	struct bpf_prog_info info = {};
@@ -485,20 +476,22 @@ int rs_replay_load_copies(const struct rs_replay_prog *rp, int *fds, size_t n)
 
 	for (i = 0; i < n; i++)
 		fds[i] = -1;
-	if (bpf_obj_get_info_by_fd(rp->fd, &info, &len))
-		return -errno;
 	rs_prog_init(&p);
-	err = rs_fetch_original(info.id, &p, &rep);
-	if (err) {
-		rs_info("%s: no copies for timing: %s%s%s", rp->origin, rs_strerror(err),
-			*rep.msg ? ": " : "", rep.msg);
-		goto out;
+	if (!rp->src) {
+		if (bpf_obj_get_info_by_fd(rp->fd, &info, &len))
+			return -errno;
+		err = rs_fetch_original(info.id, &p, &rep);
+		if (err) {
+			rs_info("%s: no copies for timing: %s%s%s", rp->origin, rs_strerror(err),
+				*rep.msg ? ": " : "", rep.msg);
+			goto out;
+		}
 	}
 	/* the maps by id are rp's own private maps: every copy shares them */
 	for (i = 0; i < n; i++) {
 		struct rs_load_opts lo = { .sz = sizeof(lo) };
 
-		err = rs_prog_load(&p, &lo);
+		err = rs_prog_load(rp->src ?: &p, &lo);
 		if (err < 0) {
 			rs_info("%s: loading copy %zu for timing: %s", rp->origin, i + 1,
 				rs_strerror(err));

@@ -189,9 +189,8 @@ static int dispatch_hold(int prog_fd)
  * luck out of a comparison of two different programs.  Round r times copy r % k of each.
  */
 struct copies {
-	int a[RS_TIMING_MAX_COPIES], b[RS_TIMING_MAX_COPIES];
+	int a[RS_TIMING_MAX_COPIES], b[RS_TIMING_MAX_COPIES];	/* b[0] < 0: no B */
 	unsigned int k;
-	bool has_b;
 };
 
 static void copies_close(struct copies *c)
@@ -200,7 +199,7 @@ static void copies_close(struct copies *c)
 
 	for (i = 1; i < c->k; i++) {
 		close(c->a[i]);
-		if (c->has_b)
+		if (c->b[0] >= 0)
 			close(c->b[i]);
 	}
 	c->k = 1;
@@ -212,7 +211,6 @@ static void copies_open(struct copies *c, const struct rs_replay_prog *a,
 	memset(c, 0, sizeof(*c));
 	c->a[0] = a->fd;
 	c->b[0] = b ? b->fd : -1;
-	c->has_b = b != NULL;
 	c->k = 1;
 	if (want > RS_TIMING_MAX_COPIES)
 		want = RS_TIMING_MAX_COPIES;

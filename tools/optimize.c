@@ -329,7 +329,7 @@ static int profile_live(const struct opt_args *oa, uint32_t id, struct rs_profil
 	if (!err)
 		err = rs_replay_open_id(id, &oo, &a);
 	if (!err)
-		err = rs_profiler_replay_open(a, &po, &pr, &b);
+		err = rs_profiler_replay_open(a, &po, &pr, &b, NULL);
 	if (!err)
 		err = rs_replay_compare(b, NULL, &tr, &ro, &rr);
 	if (!err)

@@ -575,10 +575,8 @@ int do_replay(int argc, char **argv)
 		struct rs_profiler_opts po = { .sz = sizeof(po), .sample_rate = ra.rate,
 					       .percpu_countdown = ra.percpu };
 
-		if (rs_profiler_replay_open(a, &po, &pr, &b))
-			goto out;
 		/* the variant runs against clones: so does the original it is compared with */
-		if (rs_replay_open_twin(a, &twin))
+		if (rs_profiler_replay_open(a, &po, &pr, &b, &twin))
 			goto out;
 		swap_a = a;
 		a = twin;

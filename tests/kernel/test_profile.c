@@ -105,7 +105,7 @@ static void replay_sample(const char *obj, const char *sample, const char *scena
 
 		assert_int_equal(rs_replay_open_object(path, &oo, &a), 0);
 	}
-	assert_int_equal(rs_profiler_replay_open(a, &po, &pr, &b), 0);
+	assert_int_equal(rs_profiler_replay_open(a, &po, &pr, &b, NULL), 0);
 	l = rs_profiler_layout(pr);
 	assert_true(l->site_cnt > 0);
 	assert_true(l->branch_cnt > 0);

@@ -488,7 +488,7 @@ static int sample_log(int argc, char **argv, const char *obj, const char *scen, 
 		struct rs_replay_result rr;
 
 		memset(&rr, 0, sizeof(rr));
-		CHECK(rs_profiler_replay_open(a, &po, &pr, &ib), "profiler");
+		CHECK(rs_profiler_replay_open(a, &po, &pr, &ib, NULL), "profiler");
 		CHECK(rs_replay_compare(a, ib, &tr, &rpo, &rr), "profile replay");
 		rs_replay_result_free(&rr);
 		CHECK(rs_profiler_collect(pr, ib, 10, &prof), "profile collect");
