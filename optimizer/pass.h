@@ -76,6 +76,7 @@ extern const struct rs_pass rs_pass_table_elim;		/* empty / small table eliminat
 extern const struct rs_pass rs_pass_hot_keys;		/* hot-key inlining */
 extern const struct rs_pass rs_pass_constprop;		/* constant propagation, branch folding */
 extern const struct rs_pass rs_pass_loop_unroll;	/* bpf_loop over a constant count inlined */
+extern const struct rs_pass rs_pass_store_merge;	/* narrow stack stores -> one wide store */
 extern const struct rs_pass rs_pass_dce;		/* dead code elimination */
 extern const struct rs_pass rs_pass_layout;		/* profile-guided block layout */
 

@@ -24,12 +24,14 @@ static const struct rs_pass *const pipeline[] = {
 	&rs_pass_hot_keys,
 	&rs_pass_constprop,
 	&rs_pass_loop_unroll,
+	&rs_pass_store_merge,
 	&rs_pass_dce,
 	&rs_pass_layout,
 };
 
 static const char *const pass_names[] = {
-	"map_fold", "table_elim", "hot_keys", "constprop", "loop_unroll", "dce", "layout", NULL,
+	"map_fold", "table_elim", "hot_keys", "constprop", "loop_unroll", "store_merge", "dce",
+	"layout", NULL,
 };
 
 const char *const *rs_pass_names(void)
