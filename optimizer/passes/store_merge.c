@@ -374,11 +374,18 @@ static int dataflow(struct sm *m)
 	size_t b, iter;
 	bool changed = true;
 	struct sm_state *s = malloc(sizeof(*s));
+	bool *dirty = calloc(m->cfg.bb_cnt + 1, sizeof(*dirty));
 
-	if (!s)
+	if (!s || !dirty) {
+		free(s);
+		free(dirty);
 		return -ENOMEM;
-	for (b = 0; b < m->cfg.subprog_cnt; b++)
+	}
+	for (b = 0; b < m->cfg.subprog_cnt; b++) {
 		state_entry(&m->in[m->cfg.subprogs[b].entry_bb], m->win);
+		dirty[m->cfg.subprogs[b].entry_bb] = true;
+	}
+	/* blocks in order, each again only when its entry state changed */
 	for (iter = 0; changed && iter < 64; iter++) {
 		changed = false;
 		for (b = 0; b < m->cfg.bb_cnt; b++) {
@@ -386,8 +393,9 @@ static int dataflow(struct sm *m)
 			size_t i;
 			int k;
 
-			if (!m->in[b].valid)
+			if (!m->in[b].valid || !dirty[b])
 				continue;
+			dirty[b] = false;
 			state_copy(s, &m->in[b]);
 			for (i = bb->start; i < bb->end; i += rs_insn_width(&m->p[i])) {
 				memcpy(m->regs[i], s->r, sizeof(s->r));
@@ -395,11 +403,14 @@ static int dataflow(struct sm *m)
 			}
 			for (k = 0; k < 2; k++)
 				if (bb->succ[k] != RS_NO_SUCC &&
-				    state_meet(&m->in[bb->succ[k]], s))
+				    state_meet(&m->in[bb->succ[k]], s)) {
+					dirty[bb->succ[k]] = true;
 					changed = true;
+				}
 		}
 	}
 	free(s);
+	free(dirty);
 	return changed ? -E2BIG : 0;	/* no fixpoint (cannot happen: finite lattice) */
 }
 
