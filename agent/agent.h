@@ -541,6 +541,7 @@ struct rs_agent_config {
 	double base_window_s;		/* cost window on the original before profiling (1) */
 	double profile_window_s;	/* instrumented variant in place (3) */
 	uint32_t sample_rate;		/* 1 in N (RS_PROF_DEFAULT_RATE) */
+	uint32_t sample_burst;		/* in bursts of B packets (RS_PROF_DEFAULT_BURST) */
 	size_t top_k;			/* hot keys kept per site (8) */
 	double reprofile_interval_s;	/* periodic profile window + drift check (300, 0 off) */
 	double reoptimize_interval_s;	/* periodic re-optimization (600, 0 off) */

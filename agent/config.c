@@ -47,6 +47,7 @@ static const struct field profile_fields[] = {
 	D("base_window_s", base_window_s, 0, 3600),
 	D("window_s", profile_window_s, 0.05, 3600),
 	U("sample_rate", sample_rate, 1, 1u << 30),
+	U("sample_burst", sample_burst, 1, RS_PROF_MAX_BURST),
 	Z("top_k", top_k, 1, 4096),
 	D("interval_s", reprofile_interval_s, 0, 1e7),
 	D("drift_min_coverage", drift_min_coverage, 0, 1),
@@ -113,6 +114,7 @@ void rs_agent_config_defaults(struct rs_agent_config *c)
 	c->base_window_s = 1;
 	c->profile_window_s = 3;
 	c->sample_rate = RS_PROF_DEFAULT_RATE;
+	c->sample_burst = RS_PROF_DEFAULT_BURST;
 	c->top_k = 8;
 	c->reprofile_interval_s = 300;
 	c->reoptimize_interval_s = 600;

@@ -200,7 +200,8 @@ void lp_st_profile(struct rs_agent_point *p, uint64_t now)
 	int err;
 
 	if (!p->deadline) {
-		RS_OPTS(rs_profiler_opts, po, .sample_rate = c->sample_rate);
+		RS_OPTS(rs_profiler_opts, po, .sample_rate = c->sample_rate,
+			.burst = c->sample_burst);
 
 		lp_start_sampler(p);
 		if (p->have_prof)

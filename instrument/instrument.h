@@ -301,6 +301,7 @@ struct rs_profiler_opts {
 	uint32_t key_slots;		/* distinct keys per site (default RS_PROF_DEFAULT_KEYS) */
 	bool no_verifier_depth;		/* do not ask the verifier for the stack depth */
 	bool percpu_countdown;		/* rs_instr_opts.percpu_countdown */
+	uint32_t burst;			/* rs_instr_opts.burst (0: RS_PROF_DEFAULT_BURST) */
 };
 
 /*

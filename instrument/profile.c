@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/random.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -132,13 +133,16 @@ static int create_maps(struct rs_profiler *pr)
 	return 0;
 }
 
+static int write_ctl(const struct rs_profiler *pr);
+
 int rs_profiler_new(const struct rs_prog *orig, const struct rs_profiler_opts *opts,
 		    struct rs_profiler **out)
 {
 	RS_OPTS(rs_instr_opts, io,
 		.sample_rate = RS_OPTS_GET(opts, sample_rate, 0),
 		.key_slots = RS_OPTS_GET(opts, key_slots, 0),
-		.percpu_countdown = RS_OPTS_GET(opts, percpu_countdown, false));
+		.percpu_countdown = RS_OPTS_GET(opts, percpu_countdown, false),
+		.burst = RS_OPTS_GET(opts, burst, 0));
 	struct rs_profiler *pr;
 	int err;
 
@@ -158,6 +162,8 @@ int rs_profiler_new(const struct rs_prog *orig, const struct rs_profiler_opts *o
 		goto err;
 	snprintf(pr->prog.name, sizeof(pr->prog.name), "%s", orig->name);
 	err = create_maps(pr);
+	if (!err)
+		err = write_ctl(pr);
 	if (err)
 		goto err;
 	pr->acc = calloc(pr->layout.site_cnt + 1, sizeof(*pr->acc));
@@ -186,11 +192,21 @@ static int map_fd(const struct rs_profiler *pr, const struct rs_replay_prog *rp,
 	return pr->fds[i] >= 0 ? pr->fds[i] : -ENOENT;
 }
 
-int rs_profiler_reset(struct rs_profiler *pr)
+/*
+ * (Re)write the control value: counters zero, the countdown kept (a new variant: 0, so the
+ * first packet is sampled), N and B for readers, and the sampling generators (the global one
+ * and, with per-CPU countdowns, each CPU's) seeded so that two windows or two variants do not
+ * draw the same sequence.  A zero state is valid too (the LCG has a full period from any
+ * state): when getrandom fails the zeros stay.
+ */
+static int write_ctl(const struct rs_profiler *pr)
 {
 	const struct rs_instr_layout *l = &pr->layout;
-	uint8_t *ctl;
+	struct rs_prof_ctl *h;
 	uint32_t zero = 0;
+	int32_t cd = 0;
+	uint64_t seed;
+	uint8_t *ctl;
 	size_t i;
 	int fd, err = 0;
 
@@ -200,20 +216,37 @@ int rs_profiler_reset(struct rs_profiler *pr)
 		free(ctl);
 		return fd < 0 ? fd : -ENOMEM;
 	}
-	if (!bpf_map_lookup_elem(fd, &zero, ctl)) {
-		struct rs_prof_ctl *h = (void *)ctl;
-		int32_t cd = h->countdown;
+	h = (void *)ctl;
+	if (!bpf_map_lookup_elem(fd, &zero, ctl))
+		cd = h->countdown;
+	memset(ctl, 0, l->ctl_value_size);
+	h->countdown = cd;
+	h->rate = l->sample_rate;
+	h->burst = l->burst;
+	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) == sizeof(seed)) {
+		h->rng = seed;
+		for (i = 0; l->cpu_off && i < RS_PROF_CPU_SLOTS; i++) {
+			uint64_t v = seed + 0x9e3779b97f4a7c15ULL * (i + 1);
 
-		memset(ctl, 0, l->ctl_value_size);
-		h->countdown = cd;
-		h->rate = l->sample_rate;
+			if (l->cpu_off + i * 64 + 16 <= l->ctl_value_size)
+				memcpy(ctl + l->cpu_off + i * 64 + 8, &v, sizeof(v));
+		}
 	}
 	if (bpf_map_update_elem(fd, &zero, ctl, BPF_ANY))
 		err = -errno;
 	free(ctl);
+	return err;
+}
+
+int rs_profiler_reset(struct rs_profiler *pr)
+{
+	size_t i;
+	int err;
+
+	err = write_ctl(pr);
 	if (!err)
 		err = rs_profiler_poll(pr, NULL);	/* forget what was recorded so far */
-	for (i = 0; i < l->site_cnt; i++) {
+	for (i = 0; i < pr->layout.site_cnt; i++) {
 		pr->acc[i].cnt = 0;
 		pr->acc[i].lost = 0;
 	}

@@ -4,17 +4,19 @@
  *
  * The agent cannot attach probes to a program it did not write, so it swaps in a variant that
  * measures itself: a random 1-in-N sampling decision at entry runs either the original main
- * body unchanged (the cheap path: one direct value load, a decrement, a store and a branch) or
- * an instrumented copy of it that counts lookup keys per site and branch outcomes per
- * conditional jump.  See optimizer.h ("profiling") for the shape and docs/profile.md.
+ * body unchanged (the cheap path: one direct value load, a decrement, a store and a branch not
+ * taken) or an instrumented copy of it that counts lookup keys per site and branch outcomes
+ * per conditional jump.  Samples come in bursts of B consecutive packets.  See optimizer.h
+ * ("profiling") for the shape and docs/profile.md for what each choice costs.
  *
  * How the copy is made: the main body [0, m) is duplicated right after itself (pseudo calls
  * and callback references of the original re-aimed at the moved subprograms, line info
- * duplicated), then one edit list inserts the sampling prologue before instruction 0, replaces
- * every lookup call of the copy by "append key to the site's ring; call" (the key copied in
- * the widest chunks its stack alignment allows) and every conditional jump of the copy
- * by "jump; count not-taken; ja next | count taken; ja target".  Explicit old-index targets
- * make both edges land on the replacement of their target, so no recording is skipped.
+ * duplicated), then one edit list inserts the sampling prologue before instruction 0, puts
+ * the reload of the countdown at the head of the copy, replaces every lookup call of the copy
+ * by "append key to the site's ring; call" (the key copied in the widest chunks its stack
+ * alignment allows) and every conditional jump of the copy by "jump; count not-taken; ja
+ * next | count taken; ja target".  Explicit old-index targets make both edges land on the
+ * replacement of their target, so no recording is skipped.
  */
 #include <errno.h>
 #include <math.h>
@@ -352,15 +354,15 @@ static int duplicate_main(const struct rs_prog *p, size_t m, struct rs_prog *p2)
 }
 
 /*
- * Entry: the 1-in-N decision.  r1 is the only live register here (r6/r7 are free: the
- * original cannot read them before writing them).  cpu_off != 0: the countdown of this CPU,
- * 64 bytes apart, at cpu_off of the control value.
+ * Entry: the 1-in-N decision, inserted before instruction 0.  r1 is the only live register
+ * here (r0, r2, r3 are free: the original cannot read them before writing them).  cpu_off != 0:
+ * the countdown of this CPU, 64 bytes apart, at cpu_off of the control value (its generator
+ * state 8 bytes after it, its burst count 16 bytes after it).  The non-sampled path falls
+ * through into the original body: no taken branch on it.  A sample jumps to the head of the
+ * copy (old index copy_start), where reload() runs first.
  */
-static void prologue(struct seq *s, uint32_t ctl, uint32_t rate, size_t copy_start,
-		     uint32_t cpu_off)
+static void prologue(struct seq *s, uint32_t ctl, size_t copy_start, uint32_t cpu_off)
 {
-	uint32_t span = rate > 1 ? 2 * rate - 1 : 1;
-
 	if (cpu_off) {
 		emit(s, MOV64_REG(6, 1));
 		emit(s, CALL(BPF_FUNC_get_smp_processor_id));
@@ -375,20 +377,62 @@ static void prologue(struct seq *s, uint32_t ctl, uint32_t rate, size_t copy_sta
 	emit(s, LDX_W(3, 2, 0));
 	emit(s, INS(BPF_ALU | BPF_ADD | BPF_K, 3, 0, 0, -1));
 	emit(s, STX_W(2, 3, 0));
-	emit_t(s, INS(BPF_JMP32 | BPF_JSGT | BPF_K, 3, 0, 0, 0), 0);	/* -> ORIG */
-	/* sampled: reload the countdown with 1 + prandom % (2N - 1) */
-	emit(s, MOV64_REG(6, 1));
-	emit(s, MOV64_REG(7, 2));
-	emit(s, CALL(BPF_FUNC_get_prandom_u32));
-	emit(s, INS(BPF_ALU | BPF_MOD | BPF_K, 0, 0, 0, (int32_t)span));
-	emit(s, INS(BPF_ALU | BPF_ADD | BPF_K, 0, 0, 0, 1));
-	emit(s, STX_W(7, 0, 0));
+	emit_t(s, INS(BPF_JMP32 | BPF_JSLE | BPF_K, 3, 0, 0, 0), (long)copy_start); /* -> PROF */
+}
+
+/*
+ * Head of the copy, reached only from the prologue with r2 = the countdown: decide when the
+ * next sample comes, and count this one.  Samples come in bursts of B consecutive packets:
+ * inside a burst the countdown is set to 1; after its last packet it is reloaded with the gap
+ * to the next burst, 1 + a uniform draw from 0..2G-2 with G = N*B - B + 1, so a burst starts
+ * on average every N*B packets and every packet is sampled with probability 1/N.  A sample
+ * after a gap costs several times one that follows another (the copy, its counters and its
+ * rings have gone cold, docs/profile.md); bursts pay that once per B samples.
+ *
+ * The draw comes from a 64-bit LCG kept next to the countdown (Knuth's MMIX constants; the
+ * high 32 bits are the output) mapped onto the range with a multiply and a shift: no helper
+ * call and no division, which together cost ~27 ns per draw (bpf_get_prandom_u32 and a div).
+ * Uses r0, r2, r3; r1 is kept.
+ */
+static void reload(struct seq *s, uint32_t ctl, uint32_t rate, uint32_t burst, uint32_t cpu_off)
+{
+	uint64_t gap = (uint64_t)rate * burst - burst + 1;
+	uint32_t span = gap > 1 ? (uint32_t)(2 * gap - 1) : 1;
+	int16_t rng = cpu_off ? 8 : (int16_t)offsetof(struct rs_prof_ctl, rng);
+	int16_t left = cpu_off ? 16 : (int16_t)offsetof(struct rs_prof_ctl, burst_left);
+	size_t j_at, ja_at;
+
+	/* inside a burst: one less to go, and the next packet is sampled too */
+	emit(s, LDX_W(3, 2, left));
+	emit(s, INS(BPF_ALU | BPF_ADD | BPF_K, 3, 0, 0, -1));
+	j_at = s->n;
+	emit(s, INS(BPF_JMP32 | BPF_JSLE | BPF_K, 3, 0, 0, 0));
+	emit(s, STX_W(2, 3, left));
+	emit(s, INS(BPF_ST | BPF_W | BPF_MEM, 2, 0, 0, 1));
+	ja_at = s->n;
+	emit(s, JA(0));
+	s->insns[j_at].off = (int16_t)(s->n - j_at - 1);
+	/* last of a burst: the gap to the next one */
+	emit(s, INS(BPF_ST | BPF_W | BPF_MEM, 2, 0, left, (int32_t)burst));
+	emit(s, LDX_DW(0, 2, rng));
+	emit(s, INS(BPF_LD | BPF_DW | BPF_IMM, 3, 0, 0, (int32_t)0x4c957f2dU));
+	emit(s, INS(0, 0, 0, 0, (int32_t)0x5851f42dU));
+	emit(s, INS(BPF_ALU64 | BPF_MUL | BPF_X, 0, 3, 0, 0));
+	emit(s, INS(BPF_LD | BPF_DW | BPF_IMM, 3, 0, 0, (int32_t)0xf767814fU));
+	emit(s, INS(0, 0, 0, 0, (int32_t)0x14057b7eU));
+	emit(s, INS(BPF_ALU64 | BPF_ADD | BPF_X, 0, 3, 0, 0));
+	emit(s, STX_DW(2, 0, rng));
+	emit(s, INS(BPF_ALU64 | BPF_RSH | BPF_K, 0, 0, 0, 32));
+	emit(s, INS(BPF_ALU64 | BPF_MUL | BPF_K, 0, 0, 0, (int32_t)span));
+	emit(s, INS(BPF_ALU64 | BPF_RSH | BPF_K, 0, 0, 0, 32));
+	emit(s, INS(BPF_ALU64 | BPF_ADD | BPF_K, 0, 0, 0, 1));
+	emit(s, STX_W(2, 0, 0));
+	s->insns[ja_at].off = (int16_t)(s->n - ja_at - 1);
+	/* count the sample */
 	emit_ld_map(s, 2, BPF_PSEUDO_MAP_IDX_VALUE, ctl, 0);
 	emit(s, LDX_DW(3, 2, offsetof(struct rs_prof_ctl, sampled)));
 	emit(s, ADD64_IMM(3, 1));
 	emit(s, STX_DW(2, 3, offsetof(struct rs_prof_ctl, sampled)));
-	emit(s, MOV64_REG(1, 6));
-	emit_t(s, JA(0), (long)copy_start);			/* -> PROF */
 }
 
 /*
@@ -429,17 +473,19 @@ static void record_site(struct seq *s, const struct bpf_insn *call, uint32_t rin
 
 /*
  * Bump the u64 at `off` of the control value, using two scratch registers: dead ones when
- * there are, else initialized ones spilled to s1/s2 and filled back.
+ * there are, else initialized ones spilled to s1/s2 and filled back.  A dead callee-saved
+ * register (r6-r9) is taken only when the main body uses it already (`usable`): one it never
+ * touches would make the JIT save and restore it on every packet, sampled or not.
  */
 static int bump(struct seq *s, uint32_t ctl, size_t off, rs_regmask_t live, rs_regmask_t init,
-		int16_t s1, int16_t s2)
+		rs_regmask_t usable, int16_t s1, int16_t s2)
 {
 	uint8_t regs[2], spilled[2] = {};
 	int r, got = 0, k;
 	int16_t slot[2] = { s1, s2 };
 
 	for (r = 0; r < RS_REG_FP && got < 2; r++)
-		if (!(live & (1u << r)))
+		if (!(live & (1u << r)) && (usable & (1u << r)))
 			regs[got++] = (uint8_t)r;
 	for (r = 9; r >= 0 && got < 2; r--) {
 		if ((live & (1u << r)) && (init & (1u << r)) &&
@@ -466,18 +512,19 @@ static int bump(struct seq *s, uint32_t ctl, size_t off, rs_regmask_t live, rs_r
 /* "if cond goto T" becomes: jump; count not-taken; ja next | T: count taken; ja target. */
 static int count_branch(struct seq *s, const struct bpf_insn *jmp, size_t copy_idx,
 			long copy_target, uint32_t ctl, uint32_t slot, rs_regmask_t live_nt,
-			rs_regmask_t live_t, rs_regmask_t init, int16_t s1, int16_t s2)
+			rs_regmask_t live_t, rs_regmask_t init, rs_regmask_t usable, int16_t s1,
+			int16_t s2)
 {
 	size_t j_at = s->n;
 	int err;
 
 	emit(s, *jmp);
-	err = bump(s, ctl, RS_PROF_BR_OFF(slot) + 8, live_nt, init, s1, s2);
+	err = bump(s, ctl, RS_PROF_BR_OFF(slot) + 8, live_nt, init, usable, s1, s2);
 	if (err)
 		return err;
 	emit_t(s, JA(0), (long)copy_idx + 1);
 	s->insns[j_at].off = (int16_t)(s->n - j_at - 1);
-	err = bump(s, ctl, RS_PROF_BR_OFF(slot), live_t, init, s1, s2);
+	err = bump(s, ctl, RS_PROF_BR_OFF(slot), live_t, init, usable, s1, s2);
 	if (err)
 		return err;
 	emit_t(s, JA(0), copy_target);
@@ -489,6 +536,7 @@ static int count_branch(struct seq *s, const struct bpf_insn *jmp, size_t copy_i
 struct ctx {
 	const struct rs_prog *p;
 	size_t m;
+	rs_regmask_t used;		/* r0-r5 and the registers the main body touches */
 	struct rs_cfg cfg;
 	rs_regmask_t *live, *init;
 	struct rs_instr_layout *l;
@@ -573,6 +621,9 @@ static int analyze(struct ctx *c, long **site_map_out, size_t *nbranch)
 	if (!site_map)
 		return -ENOMEM;
 	*nbranch = 0;
+	c->used = 0x3f;
+	for (i = 0; i < c->m; i++)
+		c->used |= rs_insn_uses(&p->insns[i]) | rs_insn_defs(&p->insns[i]);
 	for (i = 0; i < c->m; i++) {
 		const struct bpf_insn *in = &p->insns[i];
 		long t;
@@ -603,8 +654,7 @@ static int analyze(struct ctx *c, long **site_map_out, size_t *nbranch)
 	return 0;
 }
 
-static int build_edits(struct ctx *c, struct rs_prog *p2, struct rs_edit *e,
-		       const long *site_map, const struct rs_instr_opts *opts, uint32_t rate)
+static int build_edits(struct ctx *c, struct rs_edit *e, const struct rs_instr_opts *opts)
 {
 	int16_t s1 = (int16_t)-(c->l->stack_depth + 8), s2 = s1 - 8;
 	bool no_br = RS_OPTS_GET(opts, no_branches, false);
@@ -613,16 +663,23 @@ static int build_edits(struct ctx *c, struct rs_prog *p2, struct rs_edit *e,
 	int err;
 
 	memset(&s, 0, sizeof(s));
-	prologue(&s, c->l->ctl_map_idx, rate, m, c->l->cpu_off);
+	prologue(&s, c->l->ctl_map_idx, m, c->l->cpu_off);
 	err = rs_edit_insert_before(e, 0, s.insns, s.targets, s.n);
 	if (err)
 		return err;
 	for (i = 0; i < m; i++) {
 		const struct bpf_insn *in = &c->p->insns[i];
+		size_t head;
 
 		if (c->cfg.insn_bb[i] < 0)
 			continue;
 		memset(&s, 0, sizeof(s));
+		/* the copy's first instruction gives way to reload + itself: the prologue's
+		 * jump to it lands on the reload (nothing else can branch to it) */
+		if (i == 0)
+			reload(&s, c->l->ctl_map_idx, c->l->sample_rate, c->l->burst,
+			       c->l->cpu_off);
+		head = s.n;
 		if (si < c->l->site_cnt && c->l->sites[si].insn == i) {
 			record_site(&s, in, c->l->sites[si].ring_map_idx, c->l->sites[si].key_size,
 				    c->l->sites[si].ring_len, key_fp_offset(c->p, &c->cfg, i));
@@ -633,27 +690,31 @@ static int build_edits(struct ctx *c, struct rs_prog *p2, struct rs_edit *e,
 
 			err = count_branch(&s, in, m + i, (long)m + t, c->l->ctl_map_idx,
 					   (uint32_t)nb, i + 1 < m ? c->live[i + 1] : 0xffff,
-					   c->live[t], init, s1, s2);
+					   c->live[t], init, c->used, s1, s2);
 			if (err) {
 				rs_debug("prog %s: insn %zu: no scratch register, branch not "
 					 "counted", c->p->name, i);
 				c->l->skipped_branches++;
-				nb++;
-				continue;
+				s.n = head;
+			} else {
+				c->l->branches[c->l->branch_cnt].insn = (uint32_t)i;
+				c->l->branches[c->l->branch_cnt++].slot = (uint32_t)nb;
 			}
-			c->l->branches[c->l->branch_cnt].insn = (uint32_t)i;
-			c->l->branches[c->l->branch_cnt++].slot = (uint32_t)nb++;
-		} else {
-			(void)site_map;
-			continue;
+			nb++;
+		}
+		if (s.n == head) {
+			if (i)
+				continue;	/* left as it is */
+			emit(&s, in[0]);	/* the head of the copy, unchanged */
+			if (rs_insn_is_ldimm64(in))
+				emit(&s, in[1]);
 		}
 		if (s.n > SEQ_MAX)
 			return -E2BIG;
-		err = rs_edit_replace(e, m + i, 1, s.insns, s.targets, s.n);
+		err = rs_edit_replace(e, m + i, rs_insn_width(in), s.insns, s.targets, s.n);
 		if (err)
 			return err;
 	}
-	(void)p2;
 	return 0;
 }
 
@@ -662,6 +723,7 @@ int rs_instrument(const struct rs_prog *prog, const struct rs_instr_opts *opts,
 {
 	uint32_t rate = RS_OPTS_GET(opts, sample_rate, 0) ?: RS_PROF_DEFAULT_RATE;
 	uint32_t slots = RS_OPTS_GET(opts, key_slots, 0) ?: RS_PROF_DEFAULT_KEYS;
+	uint32_t burst = RS_OPTS_GET(opts, burst, 0);
 
 	while (slots & (slots - 1))
 		slots &= slots - 1;	/* power of two */
@@ -676,14 +738,19 @@ int rs_instrument(const struct rs_prog *prog, const struct rs_instr_opts *opts,
 
 	memset(layout, 0, sizeof(*layout));
 	rs_prog_init(&p2);
-	if (!prog->insn_cnt || rate > (1u << 30)) {
-		rs_warn("prog %s: nothing to instrument or sample rate %u too large", prog->name,
-			rate);
+	if (!burst)	/* the default, fewer when N is so large that N * B would pass 2^30 */
+		burst = rate > (1u << 30) / RS_PROF_DEFAULT_BURST ? (1u << 30) / rate :
+			RS_PROF_DEFAULT_BURST;
+	if (!prog->insn_cnt || rate > (1u << 30) || burst > RS_PROF_MAX_BURST ||
+	    (uint64_t)rate * burst > (1u << 30)) {
+		rs_warn("prog %s: nothing to instrument, or sample rate %u x burst %u above 2^30",
+			prog->name, rate, burst);
 		return -EINVAL;
 	}
 	c.l = layout;
 	c.m = main_end(prog);
 	layout->sample_rate = rate;
+	layout->burst = burst;
 	layout->stack_depth = depth > 0 ? (uint32_t)((depth + 7) & ~7) :
 			      stack_depth_range(prog->insns, c.m);
 	if (layout->stack_depth + 16 > 512) {
@@ -711,7 +778,7 @@ int rs_instrument(const struct rs_prog *prog, const struct rs_instr_opts *opts,
 		err = -ENOMEM;
 		goto out;
 	}
-	err = build_edits(&c, &p2, e, site_map, opts, rate);
+	err = build_edits(&c, e, opts);
 	if (err) {
 		rs_warn("prog %s: building the instrumented copy: %s", prog->name,
 			rs_strerror(err));

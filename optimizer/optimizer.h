@@ -203,10 +203,13 @@ const char *const *rs_pass_names(void);
  * conditional branch of the main program.  Shape:
  *
  *     entry:  countdown = ctl.countdown - 1 (direct value load of the control map); store it;
- *             if countdown > 0 -> ORIG (5 instructions on the non-sampled path)
- *             else: ctl.countdown = 1 + prandom % (2N - 1) (mean N), ctl.sampled++ -> PROF
+ *             if countdown <= 0 -> PROF, else fall through into ORIG (5 instructions and no
+ *             taken branch on the non-sampled path)
  *     ORIG:   the original main body, unchanged
- *     PROF:   a copy of the main body; before each lookup call its key (r2, key_size bytes) is
+ *     PROF:   head: the next sample is the next packet while a burst of B lasts, else
+ *             1 + a draw in 0..2G-2 packets away (G = N*B - B + 1: each packet is sampled
+ *             with probability 1/N; an inline LCG, ctl.rng); ctl.sampled++;
+ *             then a copy of the main body; before each lookup call its key (r2, key_size bytes) is
  *             appended to the site's key ring (an ARRAY value: u32 position, then ring_len
  *             keys; no helper call, scratch registers r0/r3-r5 which the call clobbers
  *             anyway); each conditional jump bumps a taken or a not-taken counter in the
@@ -221,6 +224,8 @@ const char *const *rs_pass_names(void);
  */
 #define RS_PROF_DEFAULT_RATE	64	/* 1 in N packets take the instrumented copy */
 #define RS_PROF_DEFAULT_KEYS	8192	/* ring entries per site (power of two) */
+#define RS_PROF_DEFAULT_BURST	16	/* consecutive packets per sample burst */
+#define RS_PROF_MAX_BURST	1024
 #define RS_PROF_RING_MAX_BYTES	(1u << 20)	/* a site's ring value at most (fewer entries) */
 #define RS_PROF_CTL_NAME	"rs_prof_ctl"
 #define RS_PROF_SITE_PREFIX	"rs_prof_k"	/* + original insn index */
@@ -230,7 +235,11 @@ struct rs_prof_ctl {
 	int32_t countdown;		/* packets left before the next sample */
 	uint32_t rate;			/* N, for readers */
 	uint64_t sampled;		/* packets that took the instrumented copy */
-	uint64_t reserved[2];
+	uint64_t rng;			/* state of the sampling generator (64-bit LCG; per-CPU
+					 * countdowns keep theirs 8 bytes after the countdown) */
+	int32_t burst_left;		/* samples left in the current burst (per-CPU: 16 bytes
+					 * after the countdown) */
+	uint32_t burst;			/* B, for readers */
 	/* then per branch b: uint64_t taken, not_taken at RS_PROF_BR_OFF(b) */
 };
 #define RS_PROF_BR_OFF(b)	(sizeof(struct rs_prof_ctl) + 16 * (size_t)(b))
@@ -247,8 +256,11 @@ struct rs_instr_opts {
 	bool percpu_countdown;		/* one countdown per CPU (cache line each, indexed by
 					 * the inlined bpf_get_smp_processor_id): no shared
 					 * line written on every packet, 6 more instructions */
+	uint32_t burst;			/* samples come in bursts of B consecutive packets
+					 * (default RS_PROF_DEFAULT_BURST; 1 = single packets);
+					 * each packet is still sampled with probability 1/N */
 };
-#define rs_instr_opts__last_field percpu_countdown
+#define rs_instr_opts__last_field burst
 #define RS_PROF_CPU_SLOTS	64	/* per-CPU countdowns (CPUs beyond share them) */
 
 struct rs_instr_site {
@@ -271,6 +283,7 @@ struct rs_instr_layout {
 	uint32_t ctl_map_idx;		/* control map in the output's maps[] */
 	uint32_t ctl_value_size;
 	uint32_t sample_rate;
+	uint32_t burst;			/* packets per sample burst */
 	uint32_t stack_depth;		/* main's depth used (spill slots start below it) */
 	uint32_t cpu_off;		/* per-CPU countdowns in the control value (0: global) */
 	struct rs_instr_site *sites;

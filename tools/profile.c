@@ -35,7 +35,7 @@
 struct profile_args {
 	struct rs_prog_spec spec;
 	double seconds;
-	uint32_t rate;
+	uint32_t rate, burst;
 	size_t top;
 	bool churn, percpu;
 	const char *out;
@@ -44,20 +44,21 @@ struct profile_args {
 static int profile_help(void)
 {
 	fprintf(stderr,
-		"Usage: %s profile PROG --seconds S [--rate N] [--top K] [--churn] [--percpu]\n"
-		"                  [-o FILE.json] [-j]\n"
+		"Usage: %s profile PROG --seconds S [--rate N] [--burst B] [--top K] [--churn]\n"
+		"                  [--percpu] [-o FILE.json] [-j]\n"
 		"       %s profile help\n\n"
 		"Swaps the instrumented variant of a live program in at its attach points for S\n"
 		"seconds (compare-and-swap, journaled), then the original back, and prints the hot\n"
-		"keys of every map lookup site (1 in N packets sampled, default %u), branch\n"
-		"probabilities and the cost per packet (bpf_stats windows).  --churn also counts\n"
+		"keys of every map lookup site (1 in N packets sampled, default %u, in bursts of\n"
+		"B consecutive packets, default %u), branch probabilities and the cost per\n"
+		"packet (bpf_stats windows).  --churn also counts\n"
 		"control-plane writes per map through the guard watcher.  --percpu gives every CPU\n"
 		"its own sampling countdown (hosts where many CPUs run the program).  -o saves the\n"
 		"profile for\n"
 		"`respec optimize --profile`.\n\n"
 		"PROG := { id ID | pinned PATH | tag TAG | name NAME |\n"
 		"          dev IFNAME xdp | dev IFNAME tc { ingress | egress } }\n",
-		bin_name, bin_name, RS_PROF_DEFAULT_RATE);
+		bin_name, bin_name, RS_PROF_DEFAULT_RATE, RS_PROF_DEFAULT_BURST);
 	return RS_EXIT_OK;
 }
 
@@ -92,15 +93,20 @@ static int parse_args(int argc, char **argv, struct profile_args *pa)
 			pa->seconds = strtod(v, &end);
 			if (*end || !(pa->seconds > 0) || pa->seconds > 86400)
 				return usage_err("profile", "--seconds: '%s' is not in (0, 86400]", v);
-		} else if (!strcmp(o, "--rate") || !strcmp(o, "--top")) {
+		} else if (!strcmp(o, "--rate") || !strcmp(o, "--top") || !strcmp(o, "--burst")) {
 			unsigned long n = strtoul(v, &end, 10);
 
 			if (*end || !*v || !n || n > (1u << 30))
 				return usage_err("profile", "%s: '%s' is not a positive number", o, v);
 			if (o[2] == 'r')
 				pa->rate = (uint32_t)n;
-			else
+			else if (o[2] == 't')
 				pa->top = n;
+			else if (n > RS_PROF_MAX_BURST)
+				return usage_err("profile", "--burst: '%s' is above %u", v,
+						 RS_PROF_MAX_BURST);
+			else
+				pa->burst = (uint32_t)n;
 		} else if (!strcmp(o, "-o")) {
 			pa->out = v;
 		} else {
@@ -109,6 +115,8 @@ static int parse_args(int argc, char **argv, struct profile_args *pa)
 	}
 	if (!pa->seconds)
 		return usage_err("profile", "--seconds S is required");
+	if ((uint64_t)(pa->rate ?: RS_PROF_DEFAULT_RATE) * (pa->burst ?: 1) > (1u << 30))
+		return usage_err("profile", "--rate x --burst above 2^30");
 	return 0;
 }
 
@@ -303,7 +311,7 @@ int do_profile(int argc, char **argv)
 	orig.id = id;
 	{
 		struct rs_profiler_opts po = { .sz = sizeof(po), .sample_rate = pa.rate,
-					       .percpu_countdown = pa.percpu };
+					       .percpu_countdown = pa.percpu, .burst = pa.burst };
 
 		if (rs_profiler_new(&orig, &po, &pr))
 			goto out;

@@ -7,11 +7,11 @@
  *
  *   respec replay PROG|OBJ --pcap FILE [--scenario FILE] [--against PROG|OBJ] [--prog NAME]
  *                 [--against-prog NAME] [--max-divergences N] [--mask MAP:OFF:LEN]...
- *                 [--no-timing] [--rounds N] [--instrumented [--rate N]] [-j]
+ *                 [--no-timing] [--rounds N] [--instrumented [--rate N] [--burst B]] [-j]
  *   respec replay OBJ --pcap EVAL --scenario FILE --optimize [--train TRAIN]
  *                 [--invalidate-guards] [--updates] [--log FILE] [-j]   (tools/replay_optimize.c)
  *
- * --instrumented [--rate N] [--percpu] (docs/profile.md): B is the instrumented variant of A
+ * --instrumented [--rate N] [--burst B] [--percpu] (docs/profile.md): B is the instrumented variant of A
  * (instrument/profile.c), and the profile it collected over the trace is reported under
  * "profile".
  */
@@ -47,6 +47,7 @@ struct replay_args {
 	unsigned int rounds;
 	bool instrumented;		/* B = instrumented variant of A */
 	uint32_t rate;			/* its sampling rate (0: default) */
+	uint32_t burst;			/* packets per sample burst (0: default) */
 	bool percpu;			/* per-CPU sampling countdowns */
 	bool optimize;			/* B = A specialized (tools/replay_optimize.c) */
 	bool invalidate_guards, updates;
@@ -59,7 +60,7 @@ static int replay_help(void)
 		"Usage: %s replay PROG|OBJ --pcap FILE [--scenario FILE] [--against PROG|OBJ]\n"
 		"                 [--prog NAME] [--against-prog NAME] [--max-divergences N]\n"
 		"                 [--mask MAP:OFF:LEN]... [--no-timing] [--rounds N]\n"
-		"                 [--instrumented [--rate N] [--percpu]] [-j]\n"
+		"                 [--instrumented [--rate N] [--burst B] [--percpu]] [-j]\n"
 		"       %s replay OBJ --pcap EVAL --scenario FILE --optimize [--train TRAIN]\n"
 		"                 [--invalidate-guards] [--updates] [--log FILE] [-j]\n"
 		"       %s replay help\n\n"
@@ -71,15 +72,15 @@ static int replay_help(void)
 		"program on the next chunk of the trace; 7 with single runs), 4 instances of\n"
 		"each program in turn; interquartile means, harness subtracted (docs/replay.md).\n"
 		"--instrumented compares A (its original against clones of its maps) with its\n"
-		"profiling variant (1 in --rate N packets sampled) and reports the profile it\n"
-		"collected.\n"
+		"profiling variant (1 in --rate N packets sampled, default %u, in bursts of\n"
+		"--burst B consecutive packets, default %u) and reports the profile it collected.\n"
 		"--optimize compares A with A specialized for the scenario's maps (profiled\n"
 		"on --train): see docs/optimize.md.\n\n"
 		"OBJ  := path of a BPF ELF object (first XDP/TC program, or --prog NAME;\n"
 		"        --against-prog NAME for the --against object, default --prog)\n"
 		"PROG := { id ID | pinned PATH | tag TAG | name NAME |\n"
 		"          dev IFNAME xdp | dev IFNAME tc { ingress | egress } }\n",
-		bin_name, bin_name, bin_name);
+		bin_name, bin_name, bin_name, RS_PROF_DEFAULT_RATE, RS_PROF_DEFAULT_BURST);
 	return RS_EXIT_OK;
 }
 
@@ -175,6 +176,13 @@ static int parse_args(int argc, char **argv, struct replay_args *ra)
 			if (*end || !*v || !n || n > (1u << 30))
 				return usage_err("replay", "--rate: '%s' is not a number in 1..2^30", v);
 			ra->rate = (uint32_t)n;
+		} else if (!strcmp(o, "--burst")) {
+			unsigned long n = strtoul(v, &end, 10);
+
+			if (*end || !*v || !n || n > RS_PROF_MAX_BURST)
+				return usage_err("replay", "--burst: '%s' is not a number in 1..%u", v,
+						 RS_PROF_MAX_BURST);
+			ra->burst = (uint32_t)n;
 		} else if (!strcmp(o, "--max-divergences") || !strcmp(o, "--rounds")) {
 			unsigned long n = strtoul(v, &end, 10);
 
@@ -198,8 +206,10 @@ static int parse_args(int argc, char **argv, struct replay_args *ra)
 		return usage_err("replay", "--pcap FILE is required");
 	if (ra->instrumented && ra->has_b)
 		return usage_err("replay", "--instrumented and --against exclude each other");
-	if ((ra->rate || ra->percpu) && !ra->instrumented)
-		return usage_err("replay", "--rate and --percpu need --instrumented");
+	if ((ra->rate || ra->burst || ra->percpu) && !ra->instrumented)
+		return usage_err("replay", "--rate, --burst and --percpu need --instrumented");
+	if ((uint64_t)(ra->rate ?: RS_PROF_DEFAULT_RATE) * (ra->burst ?: 1) > (1u << 30))
+		return usage_err("replay", "--rate x --burst above 2^30");
 	if ((ra->train || ra->invalidate_guards || ra->updates || ra->log) && !ra->optimize)
 		return usage_err("replay", "--train, --invalidate-guards, --updates and --log need "
 				 "--optimize");
@@ -573,7 +583,7 @@ int do_replay(int argc, char **argv)
 		goto out;
 	if (ra.instrumented) {
 		struct rs_profiler_opts po = { .sz = sizeof(po), .sample_rate = ra.rate,
-					       .percpu_countdown = ra.percpu };
+					       .percpu_countdown = ra.percpu, .burst = ra.burst };
 
 		/* the variant runs against clones: so does the original it is compared with */
 		if (rs_profiler_replay_open(a, &po, &pr, &b, &twin))

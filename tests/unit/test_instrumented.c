@@ -89,7 +89,7 @@ static long orig_start(const struct rs_prog *out)
 
 	for (i = 0; i < out->insn_cnt; i++)
 		if (rs_insn_is_cond_jmp(&out->insns[i]))
-			return rs_insn_target(out->insns, i);
+			return (long)i + 1;	/* the non-sampled path falls through */
 	return -1;
 }
 
@@ -164,12 +164,23 @@ static void test_shape(void **state)
 	}
 	assert_string_equal(out.maps[l.sites[0].ring_map_idx].name, "rs_prof_k6");
 
-	/* the random reload: mod 2N-1 */
-	for (i = 0; i < (size_t)os; i++)
-		if (out.insns[i].code == (BPF_ALU | BPF_MOD | BPF_K))
+	/* the random reload at the head of the copy: scaled onto 2N-1 values by a multiply,
+	 * no division, no helper */
+	t = rs_insn_target(out.insns, (size_t)os - 1);
+	for (i = (size_t)t; i < (size_t)t + 20; i++) {
+		uint8_t cls = rs_insn_class(&out.insns[i]);
+
+		if (cls == BPF_ALU || cls == BPF_ALU64)
+			assert_true(BPF_OP(out.insns[i].code) != BPF_MOD &&
+				    BPF_OP(out.insns[i].code) != BPF_DIV);
+		if (out.insns[i].code == (BPF_ALU64 | BPF_MUL | BPF_K))
 			break;
-	assert_true(i < (size_t)os);
-	assert_int_equal(out.insns[i].imm, 199);
+	}
+	assert_true(i < (size_t)t + 20);
+	/* bursts of B: the gap to the next burst has mean G = N * B - B + 1 */
+	assert_int_equal(l.burst, RS_PROF_DEFAULT_BURST);
+	assert_int_equal(out.insns[i].imm, 2 * (100 * RS_PROF_DEFAULT_BURST -
+						 RS_PROF_DEFAULT_BURST + 1) - 1);
 
 	/* spill slots: r10 accesses of new code stay within [depth, depth + 24) */
 	assert_int_equal(l.stack_depth, 16);
@@ -196,18 +207,22 @@ static void test_shape(void **state)
 		}
 		assert_int_equal(lookups, 2 + 2 + 1);
 		assert_int_equal(updates, 0);
-		assert_int_equal(prandom, 1);
+		assert_int_equal(prandom, 0);	/* the generator is inline */
 	}
 	rs_instr_layout_free(&l);
 	rs_prog_free(&out);
 	rs_prog_free(&p);
 }
 
-/* The non-sampled path is exactly: ld_imm64 ctl, load, add -1, store, jsgt -> ORIG. */
+/*
+ * The non-sampled path is exactly: ld_imm64 ctl, load, add -1, store, jsle -> PROF, falling
+ * through into ORIG; PROF starts with the reload (burst left, next to the countdown).
+ */
 static void test_cheap_path(void **state)
 {
 	struct rs_instr_layout l;
 	struct rs_prog p, out;
+	long t;
 
 	(void)state;
 	make_prog(&p, code, RS_ARRAY_SIZE(code));
@@ -221,8 +236,13 @@ static void test_cheap_path(void **state)
 	assert_int_equal(out.insns[3].code, BPF_ALU | BPF_ADD | BPF_K);
 	assert_int_equal(out.insns[3].imm, -1);
 	assert_int_equal(out.insns[4].code, BPF_STX | BPF_W | BPF_MEM);
-	assert_int_equal(out.insns[5].code, BPF_JMP32 | BPF_JSGT | BPF_K);
-	assert_int_equal(rs_insn_target(out.insns, 5), orig_start(&out));
+	assert_int_equal(out.insns[5].code, BPF_JMP32 | BPF_JSLE | BPF_K);
+	assert_int_equal(orig_start(&out), 6);
+	t = rs_insn_target(out.insns, 5);
+	assert_true(t > 6 + MAIN_END - 1);
+	assert_int_equal(out.insns[t].code, BPF_LDX | BPF_W | BPF_MEM);
+	assert_int_equal(out.insns[t].src_reg, 2);
+	assert_int_equal(out.insns[t].off, offsetof(struct rs_prof_ctl, burst_left));
 	rs_instr_layout_free(&l);
 	rs_prog_free(&out);
 	rs_prog_free(&p);
@@ -280,6 +300,46 @@ static void test_all_live_spills(void **state)
 	for (i = 0; i < out.insn_cnt; i++)
 		if (out.insns[i].code == (BPF_STX | BPF_DW | BPF_MEM) && out.insns[i].dst_reg == 10)
 			spills++;
+	assert_int_equal(spills, 4);	/* two per edge */
+	rs_instr_layout_free(&l);
+	rs_prog_free(&out);
+	rs_prog_free(&p);
+}
+
+/*
+ * r0-r5 live across a branch, r6-r9 never touched: the counters spill two of r0-r5 rather
+ * than take a dead callee-saved register, which would make the JIT save and restore it on
+ * every packet.
+ */
+static void test_no_new_callee_saved(void **state)
+{
+	struct bpf_insn c[32];
+	struct rs_instr_layout l;
+	struct rs_prog p, out;
+	size_t n = 0, i, spills = 0;
+	int r;
+
+	(void)state;
+	for (r = 0; r <= 5; r++)
+		c[n++] = MOV64_IMM(r, r);
+	c[n++] = JMP_IMM(BPF_JEQ, 1, 0, 0);
+	for (r = 1; r <= 5; r++)
+		c[n++] = ALU64_REG(BPF_ADD, 0, r);
+	c[n++] = EXIT();
+	make_prog(&p, c, n);
+	rs_prog_init(&out);
+	assert_int_equal(rs_instrument(&p, NULL, &out, &l), 0);
+	expect_valid(&out);
+	assert_int_equal(l.branch_cnt, 1);
+	for (i = 0; i < out.insn_cnt; i++) {
+		rs_regmask_t touched = rs_insn_uses(&out.insns[i]) | rs_insn_defs(&out.insns[i]);
+
+		if (rs_insn_is_call(&out.insns[i]))
+			continue;
+		assert_int_equal(touched & 0x3c0, 0);	/* r6-r9 */
+		if (out.insns[i].code == (BPF_STX | BPF_DW | BPF_MEM) && out.insns[i].dst_reg == 10)
+			spills++;
+	}
 	assert_int_equal(spills, 4);	/* two per edge */
 	rs_instr_layout_free(&l);
 	rs_prog_free(&out);
@@ -389,6 +449,7 @@ int main(void)
 		cmocka_unit_test(test_cheap_path),
 		cmocka_unit_test(test_percpu),
 		cmocka_unit_test(test_all_live_spills),
+		cmocka_unit_test(test_no_new_callee_saved),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_stack_depth),
 		cmocka_unit_test(test_profile_from_counts),
