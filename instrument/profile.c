@@ -253,14 +253,17 @@ int rs_profiler_reset(struct rs_profiler *pr)
 	return err;
 }
 
-/* Append the keys site i's ring got since the last drain. */
-static int drain_site(struct rs_profiler *pr, size_t i, int fd)
+/* Append the keys site i's ring got since the last drain; pos: its position now. */
+static int drain_site(struct rs_profiler *pr, size_t i, int fd, uint32_t pos)
 {
 	const struct rs_instr_site *st = &pr->layout.sites[i];
-	size_t vsz = RS_PROF_RING_HDR + (size_t)st->ring_len * st->key_size;
+	size_t vsz = (size_t)st->ring_len * st->key_size;
 	struct site_acc *a = &pr->acc[i];
-	uint32_t zero = 0, pos, n, k;
+	uint32_t zero = 0, n, k;
 
+	n = pos - a->last_pos;		/* u32: wraps with the ring position */
+	if (!n)
+		return 0;
 	if (pr->ring_buf_sz < vsz) {
 		uint8_t *b = realloc(pr->ring_buf, vsz);
 
@@ -271,8 +274,6 @@ static int drain_site(struct rs_profiler *pr, size_t i, int fd)
 	}
 	if (bpf_map_lookup_elem(fd, &zero, pr->ring_buf))
 		return -errno;
-	memcpy(&pos, pr->ring_buf, sizeof(pos));
-	n = pos - a->last_pos;		/* u32: wraps with the ring position */
 	if (n > st->ring_len) {
 		a->lost += n - st->ring_len;
 		n = st->ring_len;
@@ -291,29 +292,51 @@ static int drain_site(struct rs_profiler *pr, size_t i, int fd)
 	}
 	for (k = pos - n; k != pos; k++)
 		memcpy(a->keys + a->cnt++ * st->key_size,
-		       pr->ring_buf + RS_PROF_RING_HDR +
-		       (size_t)(k & (st->ring_len - 1)) * st->key_size, st->key_size);
+		       pr->ring_buf + (size_t)(k & (st->ring_len - 1)) * st->key_size,
+		       st->key_size);
 	a->last_pos = pos;
 	return 0;
 }
 
+/*
+ * The positions come first (one read of the control value), the rings after: a key appended
+ * between the two reads is left for the next drain; one being written while its ring is read
+ * may come out torn (concurrent CPUs; documented).
+ */
 int rs_profiler_poll(struct rs_profiler *pr, const struct rs_replay_prog *rp)
 {
+	const struct rs_instr_layout *l = &pr->layout;
+	uint32_t zero = 0, pos;
+	uint8_t *ctl;
 	size_t i;
-	int fd, err;
+	int fd, err = 0;
 
-	for (i = 0; i < pr->layout.site_cnt; i++) {
-		fd = map_fd(pr, rp, pr->layout.sites[i].ring_map_idx);
-		if (fd < 0)
-			return fd;
-		err = drain_site(pr, i, fd);
+	if (!l->site_cnt)
+		return 0;
+	fd = map_fd(pr, rp, l->ctl_map_idx);
+	if (fd < 0)
+		return fd;
+	ctl = malloc(l->ctl_value_size);
+	if (!ctl)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(fd, &zero, ctl)) {
+		err = -errno;
+		rs_warn("prog %s: reading the control map: %s", pr->prog.name, rs_strerror(err));
+		goto out;
+	}
+	for (i = 0; i < l->site_cnt; i++) {
+		memcpy(&pos, ctl + l->sites[i].pos_off, sizeof(pos));
+		fd = map_fd(pr, rp, l->sites[i].ring_map_idx);
+		err = fd < 0 ? fd : drain_site(pr, i, fd, pos);
 		if (err) {
 			rs_warn("prog %s: reading the key ring of insn %u: %s", pr->prog.name,
-				pr->layout.sites[i].insn, rs_strerror(err));
-			return err;
+				l->sites[i].insn, rs_strerror(err));
+			goto out;
 		}
 	}
-	return 0;
+out:
+	free(ctl);
+	return err;
 }
 
 uint64_t rs_profiler_keys_lost(const struct rs_profiler *pr)

@@ -13,8 +13,8 @@
  * and callback references of the original re-aimed at the moved subprograms, line info
  * duplicated), then one edit list inserts the sampling prologue before instruction 0, puts
  * the reload of the countdown at the head of the copy, replaces every lookup call of the copy
- * by "append key to the site's ring; call" (the key copied in the widest chunks its stack
- * alignment allows) and every conditional jump of the copy by "jump; count not-taken; ja
+ * by "append key to the site's ring; call" (the key read in chunks the CPU can forward from
+ * the stores that built it) and every conditional jump of the copy by "jump; count not-taken; ja
  * next | count taken; ja target".  Explicit old-index targets make both edges land on the
  * replacement of their target, so no recording is skipped.
  */
@@ -436,36 +436,99 @@ static void reload(struct seq *s, uint32_t ctl, uint32_t rate, uint32_t burst, u
 }
 
 /*
+ * How to read the key of the lookup at `idx` (r2 = fp + key_fp_off, key_size bytes) in chunks
+ * the CPU can forward from the stores that just built it: chunk[o] = size of the load at byte
+ * o (0 inside a chunk).  A load that spans several in-flight stores waits until they reach
+ * the cache (a store-forwarding stall, ~12-15 cycles on x86), and keys are built field by
+ * field right before the call; a load inside one store forwards.  So: the stores to the key in
+ * the call's basic block are found walking back (the last one to write each byte wins), and a
+ * chunk stays within the bytes of one such store, or within bytes no store of the block wrote;
+ * bytes partly written by a store reaching outside the key are read one by one.  Chunks are
+ * aligned to their size (the verifier's rule for stack reads).
+ */
+static void key_chunks(const struct rs_prog *p, const struct rs_cfg *cfg, size_t idx,
+		       int32_t key_fp_off, uint32_t key_size, uint8_t *chunk)
+{
+	int32_t who[512];		/* per key byte: -1 none, -2 mixed, else store start */
+	uint8_t wsz[512] = {};
+	const struct rs_bb *bb = &cfg->bbs[cfg->insn_bb[idx]];
+	size_t i = idx;
+	uint32_t o, b;
+
+	for (o = 0; o < key_size; o++)
+		who[o] = -1;
+	while (i > bb->start) {
+		const struct bpf_insn *in;
+		uint8_t base, cls;
+		int16_t off;
+		int size;
+		int64_t lo;
+
+		i--;
+		if (cfg->insn_bb[i] < 0)
+			continue;
+		in = &p->insns[i];
+		cls = rs_insn_class(in);
+		if ((cls != BPF_STX && cls != BPF_ST) || BPF_MODE(in->code) != BPF_MEM ||
+		    !is_mem_access(in, &base, &off, &size) || base != RS_REG_FP)
+			continue;
+		lo = (int64_t)off - key_fp_off;
+		for (b = 0; b < (uint32_t)size; b++) {
+			int64_t k = lo + b;
+
+			if (k < 0 || k >= key_size || who[k] != -1)
+				continue;
+			if (lo >= 0 && lo + size <= key_size) {
+				who[k] = (int32_t)lo;
+				wsz[k] = (uint8_t)size;
+			} else {
+				who[k] = -2;
+			}
+		}
+	}
+	memset(chunk, 0, key_size);
+	for (o = 0; o < key_size; o += chunk[o]) {
+		uint32_t sz = 8;
+
+		for (; sz > 1; sz >>= 1) {
+			bool same = o + sz <= key_size && ((int64_t)key_fp_off + o) % sz == 0;
+
+			for (b = 1; same && b < sz; b++)
+				same = who[o + b] == who[o] && wsz[o + b] == wsz[o] &&
+				       who[o] != -2;
+			if (same && who[o] != -2)
+				break;
+		}
+		chunk[o] = (uint8_t)sz;
+	}
+}
+
+/*
  * Append the key of the lookup call `call` to the site's ring, then the call.  r0 and r3-r5
  * are free here: the call clobbers them and map_lookup_elem reads only r1 and r2.
- * key_fp_off: r2 = fp + key_fp_off when known (stack reads must be aligned to their size),
- * else INT32_MIN (byte copies, valid for any pointer).
+ * chunk: the load sizes by key byte (key_chunks()), NULL when r2 is not a known frame
+ * offset (byte copies, valid for any pointer).
  */
-static void record_site(struct seq *s, const struct bpf_insn *call, uint32_t ring,
-			uint32_t key_size, uint32_t ring_len, int32_t key_fp_off)
+static void record_site(struct seq *s, const struct bpf_insn *call, uint32_t ctl,
+			const struct rs_instr_site *st, const uint8_t *chunk)
 {
 	static const uint8_t sz_code[] = { [1] = BPF_B, [2] = BPF_H, [4] = BPF_W, [8] = BPF_DW };
 	uint32_t o = 0;
 
-	emit_ld_map(s, 3, BPF_PSEUDO_MAP_IDX_VALUE, ring, 0);
+	emit_ld_map(s, 3, BPF_PSEUDO_MAP_IDX_VALUE, ctl, (int32_t)st->pos_off);
 	emit(s, LDX_W(4, 3, 0));
 	emit(s, INS(BPF_ALU | BPF_MOV | BPF_X, 5, 4, 0, 0));
 	emit(s, INS(BPF_ALU | BPF_ADD | BPF_K, 5, 0, 0, 1));
 	emit(s, STX_W(3, 5, 0));
-	emit(s, INS(BPF_ALU64 | BPF_AND | BPF_K, 4, 0, 0, (int32_t)(ring_len - 1)));
-	emit(s, INS(BPF_ALU64 | BPF_MUL | BPF_K, 4, 0, 0, (int32_t)key_size));
+	emit(s, INS(BPF_ALU64 | BPF_AND | BPF_K, 4, 0, 0, (int32_t)(st->ring_len - 1)));
+	emit(s, INS(BPF_ALU64 | BPF_MUL | BPF_K, 4, 0, 0, (int32_t)st->key_size));
+	emit_ld_map(s, 3, BPF_PSEUDO_MAP_IDX_VALUE, st->ring_map_idx, 0);
 	emit(s, INS(BPF_ALU64 | BPF_ADD | BPF_X, 3, 4, 0, 0));
-	while (o < key_size) {
-		uint32_t sz = 8;
+	while (o < st->key_size) {
+		uint32_t sz = chunk ? chunk[o] : 1;
 
-		while (sz > 1 && (o + sz > key_size ||
-				  (key_fp_off != INT32_MIN &&
-				   ((int64_t)key_fp_off + o) % (int64_t)sz) ||
-				  key_fp_off == INT32_MIN))
-			sz >>= 1;
 		emit(s, INS(BPF_LDX | sz_code[sz] | BPF_MEM, 0, 2, (int16_t)o, 0));
-		emit(s, INS(BPF_STX | sz_code[sz] | BPF_MEM, 3, 0,
-			    (int16_t)(RS_PROF_RING_HDR + o), 0));
+		emit(s, INS(BPF_STX | sz_code[sz] | BPF_MEM, 3, 0, (int16_t)o, 0));
 		o += sz;
 	}
 	emit(s, *call);
@@ -545,14 +608,18 @@ struct ctx {
 static int add_maps(struct ctx *c, struct rs_prog *p2, const struct rs_instr_opts *opts,
 		    size_t nbranch, const long *site_map, uint32_t key_slots)
 {
+	bool no_keys = RS_OPTS_GET(opts, no_keys, false);
+	uint32_t pos_off = (uint32_t)RS_PROF_BR_OFF(nbranch), nsites = 0;
 	struct rs_map_ref ref;
 	size_t i;
 	int idx;
 
+	for (i = 0; i < c->m && !no_keys; i++)
+		nsites += site_map[i] >= 0;
 	memset(&ref, 0, sizeof(ref));
 	ref.type = BPF_MAP_TYPE_ARRAY;
 	ref.key_size = 4;
-	ref.value_size = (uint32_t)RS_PROF_BR_OFF(nbranch);
+	ref.value_size = (pos_off + 4 * nsites + 7) & ~7u;
 	if (RS_OPTS_GET(opts, percpu_countdown, false)) {
 		c->l->cpu_off = (ref.value_size + 63) & ~63u;
 		ref.value_size = c->l->cpu_off + RS_PROF_CPU_SLOTS * 64;
@@ -564,7 +631,7 @@ static int add_maps(struct ctx *c, struct rs_prog *p2, const struct rs_instr_opt
 		return idx;
 	c->l->ctl_map_idx = (uint32_t)idx;
 	c->l->ctl_value_size = ref.value_size;
-	if (RS_OPTS_GET(opts, no_keys, false))
+	if (no_keys)
 		return 0;
 	for (i = 0; i < c->m; i++) {
 		struct rs_instr_site *st;
@@ -579,12 +646,12 @@ static int add_maps(struct ctx *c, struct rs_prog *p2, const struct rs_instr_opt
 		}
 		uint32_t ks = c->p->maps[site_map[i]].key_size, len = key_slots;
 
-		while (len > 1 && (uint64_t)len * ks + RS_PROF_RING_HDR > RS_PROF_RING_MAX_BYTES)
+		while (len > 1 && (uint64_t)len * ks > RS_PROF_RING_MAX_BYTES)
 			len >>= 1;
 		memset(&ref, 0, sizeof(ref));
 		ref.type = BPF_MAP_TYPE_ARRAY;
 		ref.key_size = 4;
-		ref.value_size = RS_PROF_RING_HDR + len * ks;
+		ref.value_size = len * ks;
 		ref.max_entries = 1;
 		snprintf(ref.name, sizeof(ref.name), "%s%u", RS_PROF_SITE_PREFIX,
 			 (unsigned int)(i % 1000000));
@@ -597,6 +664,7 @@ static int add_maps(struct ctx *c, struct rs_prog *p2, const struct rs_instr_opt
 		st->key_size = ks;
 		st->ring_map_idx = (uint32_t)idx;
 		st->ring_len = len;
+		st->pos_off = pos_off + 4 * (uint32_t)(c->l->site_cnt - 1);
 	}
 	return 0;
 }
@@ -681,8 +749,14 @@ static int build_edits(struct ctx *c, struct rs_edit *e, const struct rs_instr_o
 			       c->l->cpu_off);
 		head = s.n;
 		if (si < c->l->site_cnt && c->l->sites[si].insn == i) {
-			record_site(&s, in, c->l->sites[si].ring_map_idx, c->l->sites[si].key_size,
-				    c->l->sites[si].ring_len, key_fp_offset(c->p, &c->cfg, i));
+			uint32_t ks = c->l->sites[si].key_size;
+			int32_t kfo = key_fp_offset(c->p, &c->cfg, i);
+			uint8_t chunk[512];
+
+			if (kfo != INT32_MIN)
+				key_chunks(c->p, &c->cfg, i, kfo, ks, chunk);
+			record_site(&s, in, c->l->ctl_map_idx, &c->l->sites[si],
+				    kfo != INT32_MIN ? chunk : NULL);
 			si++;
 		} else if (!no_br && rs_insn_is_cond_jmp(in) && BPF_OP(in->code) != BPF_JCOND) {
 			long t = rs_insn_target(c->p->insns, i);

@@ -240,7 +240,9 @@ struct rs_prof_ctl {
 	int32_t burst_left;		/* samples left in the current burst (per-CPU: 16 bytes
 					 * after the countdown) */
 	uint32_t burst;			/* B, for readers */
-	/* then per branch b: uint64_t taken, not_taken at RS_PROF_BR_OFF(b) */
+	/* then per branch b: uint64_t taken, not_taken at RS_PROF_BR_OFF(b); then the sites'
+	 * u32 ring positions (rs_instr_site.pos_off); then, with per-CPU countdowns, 64-byte
+	 * slots from rs_instr_layout.cpu_off */
 };
 #define RS_PROF_BR_OFF(b)	(sizeof(struct rs_prof_ctl) + 16 * (size_t)(b))
 
@@ -268,11 +270,13 @@ struct rs_instr_site {
 	uint32_t map_idx;		/* map looked up (index into the input's maps[]) */
 	uint32_t key_size;
 	uint32_t ring_map_idx;		/* its key ring (ARRAY, 1 entry) in the output's maps[]:
-					 * u32 position (keys appended so far, wraps), u32 pad,
-					 * then ring_len keys of key_size bytes */
+					 * ring_len keys of key_size bytes */
 	uint32_t ring_len;		/* entries (power of two) */
+	uint32_t pos_off;		/* its u32 ring position (keys appended so far, wraps)
+					 * in the control value: the positions of all sites
+					 * share a few lines of a small map instead of one page
+					 * of each ring (a miss each per sample after a gap) */
 };
-#define RS_PROF_RING_HDR	8	/* bytes before the first key of a ring */
 
 struct rs_instr_branch {
 	uint32_t insn;			/* ORIGINAL index of the conditional jump */

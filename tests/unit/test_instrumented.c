@@ -149,7 +149,7 @@ static void test_shape(void **state)
 	/* maps: originals, control array, one key ring per site */
 	assert_int_equal(out.map_cnt, 2 + 1 + 2);
 	assert_int_equal(out.maps[l.ctl_map_idx].type, BPF_MAP_TYPE_ARRAY);
-	assert_int_equal(out.maps[l.ctl_map_idx].value_size, RS_PROF_BR_OFF(2));
+	assert_int_equal(out.maps[l.ctl_map_idx].value_size, RS_PROF_BR_OFF(2) + 2 * 4);
 	assert_string_equal(out.maps[l.ctl_map_idx].name, RS_PROF_CTL_NAME);
 	for (i = 0; i < l.site_cnt; i++) {
 		const struct rs_map_ref *m = &out.maps[l.sites[i].ring_map_idx];
@@ -157,8 +157,8 @@ static void test_shape(void **state)
 		assert_int_equal(m->type, BPF_MAP_TYPE_ARRAY);
 		assert_int_equal(m->max_entries, 1);
 		assert_int_equal(l.sites[i].ring_len, RS_PROF_DEFAULT_KEYS);
-		assert_int_equal(m->value_size, RS_PROF_RING_HDR +
-				 RS_PROF_DEFAULT_KEYS * l.sites[i].key_size);
+		assert_int_equal(m->value_size, RS_PROF_DEFAULT_KEYS * l.sites[i].key_size);
+		assert_int_equal(l.sites[i].pos_off, RS_PROF_BR_OFF(2) + 4 * i);
 		assert_int_equal(m->id, 0);
 		assert_null(m->init_value);
 	}
@@ -260,7 +260,7 @@ static void test_percpu(void **state)
 	rs_prog_init(&out);
 	assert_int_equal(rs_instrument(&p, &o, &out, &l), 0);
 	expect_valid(&out);
-	assert_int_equal(l.cpu_off, (RS_PROF_BR_OFF(2) + 63) & ~63u);
+	assert_int_equal(l.cpu_off, (RS_PROF_BR_OFF(2) + 2 * 4 + 63) & ~63u);
 	assert_int_equal(out.maps[l.ctl_map_idx].value_size, l.cpu_off + RS_PROF_CPU_SLOTS * 64);
 	assert_true(rs_insn_is_helper_call(&out.insns[1]));
 	assert_int_equal(out.insns[1].imm, BPF_FUNC_get_smp_processor_id);
