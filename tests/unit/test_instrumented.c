@@ -346,6 +346,60 @@ static void test_no_new_callee_saved(void **state)
 	rs_prog_free(&p);
 }
 
+/*
+ * A key built field by field right before the lookup (4 + 2 + 1 + 1 bytes) is read back in
+ * the same pieces, so each load is forwarded from one store; a key stored whole is read in
+ * one 8-byte load.
+ */
+static void test_key_chunks(void **state)
+{
+	const struct bpf_insn c[] = {
+		ST_MEM(BPF_W, 10, -8, 1),
+		ST_MEM(BPF_H, 10, -4, 2),
+		ST_MEM(BPF_B, 10, -2, 3),
+		ST_MEM(BPF_B, 10, -1, 4),
+		MOV64_REG(2, 10),
+		ALU64_IMM(BPF_ADD, 2, -8),
+		LD_IMM64_LO(1, BPF_PSEUDO_MAP_IDX, M_HASH),
+		LD_IMM64_HI(0),
+		CALL_HELPER(BPF_FUNC_map_lookup_elem),
+		ST_MEM(BPF_DW, 10, -16, 5),
+		MOV64_REG(2, 10),
+		ALU64_IMM(BPF_ADD, 2, -16),
+		LD_IMM64_LO(1, BPF_PSEUDO_MAP_IDX, M_HASH),
+		LD_IMM64_HI(0),
+		CALL_HELPER(BPF_FUNC_map_lookup_elem),
+		MOV64_IMM(0, 2),
+		EXIT(),
+	};
+	static const uint8_t want[] = { BPF_W, BPF_H, BPF_B, BPF_B, BPF_DW };
+	struct rs_instr_layout l;
+	struct rs_prog p, out;
+	size_t i, k = 0;
+
+	(void)state;
+	make_prog(&p, c, RS_ARRAY_SIZE(c));
+	rs_prog_init(&out);
+	assert_int_equal(rs_instrument(&p, NULL, &out, &l), 0);
+	expect_valid(&out);
+	assert_int_equal(l.site_cnt, 2);
+	/* the copies: r0 = key chunk (through r2, the key pointer); ring slot (r3) = r0 */
+	for (i = 0; i + 1 < out.insn_cnt; i++) {
+		const struct bpf_insn *in = &out.insns[i], *st = in + 1;
+
+		if (rs_insn_class(in) != BPF_LDX || in->src_reg != 2 || in->dst_reg != 0 ||
+		    rs_insn_class(st) != BPF_STX || st->dst_reg != 3 || st->src_reg != 0)
+			continue;
+		assert_true(k < RS_ARRAY_SIZE(want));
+		assert_int_equal(BPF_SIZE(in->code), want[k]);
+		k++;
+	}
+	assert_int_equal(k, RS_ARRAY_SIZE(want));
+	rs_instr_layout_free(&l);
+	rs_prog_free(&out);
+	rs_prog_free(&p);
+}
+
 static void test_refusals(void **state)
 {
 	struct bpf_insn loop0[] = {
@@ -450,6 +504,7 @@ int main(void)
 		cmocka_unit_test(test_percpu),
 		cmocka_unit_test(test_all_live_spills),
 		cmocka_unit_test(test_no_new_callee_saved),
+		cmocka_unit_test(test_key_chunks),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_stack_depth),
 		cmocka_unit_test(test_profile_from_counts),
