@@ -2,7 +2,8 @@
 /*
  * profile.c - `respec profile`: profile a live XDP/TC program for a window.
  *
- *   respec profile PROG --seconds S [--rate N] [--top K] [--churn] [-o FILE.json] [-j]
+ *   respec profile PROG --seconds S [--rate N] [--burst B] [--top K] [--churn] [--percpu]
+ *                  [-o FILE.json] [-j]
  *
  * The original bytecode is fetched (capture or lift), its instrumented variant is built and
  * loaded (instrument/profile.c), swapped in at every attach point of the program by
@@ -51,10 +52,9 @@ static int profile_help(void)
 		"seconds (compare-and-swap, journaled), then the original back, and prints the hot\n"
 		"keys of every map lookup site (1 in N packets sampled, default %u, in bursts of\n"
 		"B consecutive packets, default %u), branch probabilities and the cost per\n"
-		"packet (bpf_stats windows).  --churn also counts\n"
-		"control-plane writes per map through the guard watcher.  --percpu gives every CPU\n"
-		"its own sampling countdown (hosts where many CPUs run the program).  -o saves the\n"
-		"profile for\n"
+		"packet (bpf_stats windows).  --churn also counts control-plane writes per map\n"
+		"through the guard watcher.  --percpu gives every CPU its own sampling countdown\n"
+		"(hosts where many CPUs run the program).  -o saves the profile for\n"
 		"`respec optimize --profile`.\n\n"
 		"PROG := { id ID | pinned PATH | tag TAG | name NAME |\n"
 		"          dev IFNAME xdp | dev IFNAME tc { ingress | egress } }\n",
