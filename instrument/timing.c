@@ -208,7 +208,11 @@ static void copies_close(struct copies *c)
 static void copies_open(struct copies *c, const struct rs_replay_prog *a,
 			const struct rs_replay_prog *b, unsigned int want)
 {
+	unsigned int i;
+
 	memset(c, 0, sizeof(*c));
+	for (i = 0; i < RS_TIMING_MAX_COPIES; i++)
+		c->b[i] = -1;		/* no B: every B slot of the driver stays empty */
 	c->a[0] = a->fd;
 	c->b[0] = b ? b->fd : -1;
 	c->k = 1;
@@ -219,10 +223,10 @@ static void copies_open(struct copies *c, const struct rs_replay_prog *a,
 	if (rs_replay_load_copies(a, c->a + 1, want - 1))
 		return;
 	if (b && rs_replay_load_copies(b, c->b + 1, want - 1)) {
-		unsigned int i;
-
-		for (i = 1; i < want; i++)
+		for (i = 1; i < want; i++) {
 			close(c->a[i]);
+			c->b[i] = -1;
+		}
 		return;
 	}
 	c->k = want;

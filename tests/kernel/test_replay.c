@@ -369,6 +369,12 @@ static void test_timing(void **state)
 	/* loose on purpose: timing noise must not fail the suite */
 	assert_true(tm.ratio.iqm > 0.2 && tm.ratio.iqm < 5);
 
+	/* one program alone: the driver too, with its B slots empty, and no fd left behind */
+	assert_int_equal(rs_replay_time(a, NULL, &tr, &to, &tm), 0);
+	assert_string_equal(tm.method, "driver");
+	assert_int_equal(tm.copies, 4);
+	assert_int_equal(open_fds(), fds_before);
+
 	/* forced single runs work too */
 	to.single = true;
 	to.rounds = 2;	/* made odd: 3 */
