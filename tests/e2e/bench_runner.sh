@@ -30,7 +30,7 @@ run || fail "run-bench exited $?: $(cat "$TMP/err")"
 L=$TMP/results/latest
 [ -L "$L" ] || fail "no latest link"
 for f in results.csv results.md floor.png commands.log; do
-	[ -s "$L/$f" ] || fail "missing $f"
+	[ -s "$L/$f" ] || fail "missing $f: $(tail -5 "$TMP/err"; grep -i "gnuplot\|plot" "$L/commands.log" 2>/dev/null | tail -5; cat "$L"/*.dat 2>/dev/null)"
 done
 python3 - "$L/results.csv" <<'PY' || fail "results.csv: $(cat "$L/results.csv")"
 import csv, sys
