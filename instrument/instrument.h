@@ -209,7 +209,7 @@ int rs_timing_check_stats(void);
 struct rs_timing_opts {
 	size_t sz;
 	unsigned int rounds;		/* rounds, made odd (default 1001 with the trace
-					 * driver, 7 with single runs) */
+					 * driver, 21 with single runs) */
 	uint32_t repeat;		/* driver runs per test run (default ~250 us worth,
 					 * >= 1024); each round takes the next chunk */
 	bool single;			/* force single runs (repeat 1 per packet) */

@@ -37,7 +37,7 @@
 #define RS_TIMING_CHUNK_NS	250000ULL	/* ~250 us of runs per test run */
 #define RS_TIMING_MIN_REPEAT	1024		/* runs per test run at least */
 #define RS_TIMING_DRIVER_ROUNDS	1001		/* default rounds, trace driver */
-#define RS_TIMING_SINGLE_ROUNDS	7		/* default rounds, single runs (whole trace each) */
+#define RS_TIMING_SINGLE_ROUNDS	21		/* default rounds, single runs (whole trace each) */
 #define RS_TIMING_COPIES	4		/* default instances of each program (placements) */
 
 int rs_timing_check_stats(void)

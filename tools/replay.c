@@ -69,7 +69,7 @@ static int replay_help(void)
 		"(verdict, output bytes) and by map contents, and times both (trace driver for XDP,\n"
 		"single runs for TC).  Exit 1 when the programs diverge.\n"
 		"Timing: --rounds N rounds (default 1001 with the trace driver, each ~250 us per\n"
-		"program on the next chunk of the trace; 7 with single runs), 4 instances of\n"
+		"program on the next chunk of the trace; 21 with single runs), 4 instances of\n"
 		"each program in turn; interquartile means, harness subtracted (docs/replay.md).\n"
 		"--instrumented compares A (its original against clones of its maps) with its\n"
 		"profiling variant (1 in --rate N packets sampled, default %u, in bursts of\n"
