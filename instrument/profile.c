@@ -7,8 +7,9 @@
  * The variant's own maps (control array, one key ring per lookup site) have id 0 in the
  * rewritten program; they are created here and their ids filled in, so the program loads with
  * rs_prog_load() or as a replay program (whose clones of them are read instead).  Rings are
- * drained into per-site key lists (rs_profiler_poll: the position in the ring header says how
- * many keys were appended since the last drain); keys are counted when the profile is built.
+ * drained into per-site key lists (rs_profiler_poll: each site's position in the control value
+ * says how many keys were appended since the last drain); keys are counted when the profile
+ * is built.
  */
 #include <errno.h>
 #include <stdio.h>

@@ -209,11 +209,11 @@ const char *const *rs_pass_names(void);
  *     PROF:   head: the next sample is the next packet while a burst of B lasts, else
  *             1 + a draw in 0..2G-2 packets away (G = N*B - B + 1: each packet is sampled
  *             with probability 1/N; an inline LCG, ctl.rng); ctl.sampled++;
- *             then a copy of the main body; before each lookup call its key (r2, key_size bytes) is
- *             appended to the site's key ring (an ARRAY value: u32 position, then ring_len
- *             keys; no helper call, scratch registers r0/r3-r5 which the call clobbers
- *             anyway); each conditional jump bumps a taken or a not-taken counter in the
- *             control map on its way out
+ *             then a copy of the main body; before each lookup call its key (r2, key_size
+ *             bytes) is appended to the site's key ring (an ARRAY value of ring_len keys,
+ *             its u32 position in the control value; no helper call, scratch registers
+ *             r0/r3-r5 which the call clobbers anyway); each conditional jump bumps a taken
+ *             or a not-taken counter in the control map on its way out
  *     subprograms (unchanged, shared by both copies: sites and branches inside them are not
  *             recorded)
  *
