@@ -82,6 +82,17 @@ static void expect_valid(const struct rs_prog *p)
 		fail_msg("invalid: %s", err);
 }
 
+/* make_prog + rs_instrument, which must succeed with a valid result. */
+static void instrument_ok(struct rs_prog *p, const struct bpf_insn *in, size_t n,
+			  const struct rs_instr_opts *o, struct rs_prog *out,
+			  struct rs_instr_layout *l)
+{
+	make_prog(p, in, n);
+	rs_prog_init(out);
+	assert_int_equal(rs_instrument(p, o, out, l), 0);
+	expect_valid(out);
+}
+
 /* Start of the ORIG copy: target of the prologue's first conditional jump. */
 static long orig_start(const struct rs_prog *out)
 {
@@ -102,10 +113,7 @@ static void test_shape(void **state)
 	size_t i, sub_new;
 
 	(void)state;
-	make_prog(&p, code, RS_ARRAY_SIZE(code));
-	rs_prog_init(&out);
-	assert_int_equal(rs_instrument(&p, &o, &out, &l), 0);
-	expect_valid(&out);
+	instrument_ok(&p, code, RS_ARRAY_SIZE(code), &o, &out, &l);
 
 	/* the original main body survives unchanged behind the prologue */
 	os = orig_start(&out);
@@ -225,9 +233,7 @@ static void test_cheap_path(void **state)
 	long t;
 
 	(void)state;
-	make_prog(&p, code, RS_ARRAY_SIZE(code));
-	rs_prog_init(&out);
-	assert_int_equal(rs_instrument(&p, NULL, &out, &l), 0);
+	instrument_ok(&p, code, RS_ARRAY_SIZE(code), NULL, &out, &l);
 	assert_int_equal(l.sample_rate, RS_PROF_DEFAULT_RATE);
 	assert_true(rs_insn_is_ldimm64(&out.insns[0]));
 	assert_int_equal(out.insns[0].src_reg, BPF_PSEUDO_MAP_IDX_VALUE);
@@ -256,10 +262,7 @@ static void test_percpu(void **state)
 	struct rs_prog p, out;
 
 	(void)state;
-	make_prog(&p, code, RS_ARRAY_SIZE(code));
-	rs_prog_init(&out);
-	assert_int_equal(rs_instrument(&p, &o, &out, &l), 0);
-	expect_valid(&out);
+	instrument_ok(&p, code, RS_ARRAY_SIZE(code), &o, &out, &l);
 	assert_int_equal(l.cpu_off, (RS_PROF_BR_OFF(2) + 2 * 4 + 63) & ~63u);
 	assert_int_equal(out.maps[l.ctl_map_idx].value_size, l.cpu_off + RS_PROF_CPU_SLOTS * 64);
 	assert_true(rs_insn_is_helper_call(&out.insns[1]));
@@ -302,10 +305,7 @@ static void test_all_live_spills(void **state)
 	for (r = 1; r <= 9; r++)
 		c[n++] = ALU64_REG(BPF_ADD, 0, r);
 	c[n++] = EXIT();
-	make_prog(&p, c, n);
-	rs_prog_init(&out);
-	assert_int_equal(rs_instrument(&p, NULL, &out, &l), 0);
-	expect_valid(&out);
+	instrument_ok(&p, c, n, NULL, &out, &l);
 	assert_int_equal(l.branch_cnt, 1);
 	assert_int_equal(l.skipped_branches, 0);
 	assert_int_equal(fp_spills(&out), 4);	/* two per edge */
@@ -334,10 +334,7 @@ static void test_no_new_callee_saved(void **state)
 	for (r = 1; r <= 5; r++)
 		c[n++] = ALU64_REG(BPF_ADD, 0, r);
 	c[n++] = EXIT();
-	make_prog(&p, c, n);
-	rs_prog_init(&out);
-	assert_int_equal(rs_instrument(&p, NULL, &out, &l), 0);
-	expect_valid(&out);
+	instrument_ok(&p, c, n, NULL, &out, &l);
 	assert_int_equal(l.branch_cnt, 1);
 	for (i = 0; i < out.insn_cnt; i++)
 		if (!rs_insn_is_call(&out.insns[i]))
@@ -381,10 +378,7 @@ static void test_key_chunks(void **state)
 	size_t i, k = 0;
 
 	(void)state;
-	make_prog(&p, c, RS_ARRAY_SIZE(c));
-	rs_prog_init(&out);
-	assert_int_equal(rs_instrument(&p, NULL, &out, &l), 0);
-	expect_valid(&out);
+	instrument_ok(&p, c, RS_ARRAY_SIZE(c), NULL, &out, &l);
 	assert_int_equal(l.site_cnt, 2);
 	/* the copies: r0 = key chunk (through r2, the key pointer); ring slot (r3) = r0 */
 	for (i = 0; i + 1 < out.insn_cnt; i++) {
