@@ -11,12 +11,15 @@
  *
  * How the copy is made: the main body [0, m) is duplicated right after itself (pseudo calls
  * and callback references of the original re-aimed at the moved subprograms, line info
- * duplicated), then one edit list inserts the sampling prologue before instruction 0, puts
- * the reload of the countdown at the head of the copy, replaces every lookup call of the copy
- * by "append key to the site's ring; call" (the key read in chunks the CPU can forward from
- * the stores that built it) and every conditional jump of the copy by "jump; count not-taken; ja
- * next | count taken; ja target".  Explicit old-index targets make both edges land on the
- * replacement of their target, so no recording is skipped.
+ * duplicated), then one edit list inserts the sampling prologue before instruction 0, replaces
+ * every lookup call of the copy by "append key to the site's ring; call" (the key read in
+ * chunks the CPU can forward from the stores that built it) and every conditional jump of the
+ * copy by "jump; count not-taken; ja next | count taken; ja target".  Explicit old-index
+ * targets make both edges land on the replacement of their target, so no recording is
+ * skipped.  Call layout (the default): the copy is a subprogram of its own (a func_info entry
+ * when there is BTF), counting the sample at its head; the sampled path, placed after the
+ * main body's last instruction, reloads the countdown and calls it.  Inline layout: the
+ * prologue jumps to the copy's head, which reloads and counts.
  */
 #include <errno.h>
 #include <math.h>
@@ -358,10 +361,11 @@ static int duplicate_main(const struct rs_prog *p, size_t m, struct rs_prog *p2)
  * here (r0, r2, r3 are free: the original cannot read them before writing them).  cpu_off != 0:
  * the countdown of this CPU, 64 bytes apart, at cpu_off of the control value (its generator
  * state 8 bytes after it, its burst count 16 bytes after it).  The non-sampled path falls
- * through into the original body: no taken branch on it.  A sample jumps to the head of the
- * copy (old index copy_start), where reload() runs first.
+ * through into the original body: no taken branch on it.  A sample jumps to copy_start: the
+ * head of the copy (inline layout, old index; reload() runs first there), or RS_TARGET_LOCAL
+ * for the call layout, whose sampled path is aimed at once laid out (apply_call()).
  */
-static void prologue(struct seq *s, uint32_t ctl, size_t copy_start, uint32_t cpu_off)
+static void prologue(struct seq *s, uint32_t ctl, long copy_start, uint32_t cpu_off)
 {
 	if (cpu_off) {
 		emit(s, MOV64_REG(6, 1));
@@ -377,7 +381,16 @@ static void prologue(struct seq *s, uint32_t ctl, size_t copy_start, uint32_t cp
 	emit(s, LDX_W(3, 2, 0));
 	emit(s, INS(BPF_ALU | BPF_ADD | BPF_K, 3, 0, 0, -1));
 	emit(s, STX_W(2, 3, 0));
-	emit_t(s, INS(BPF_JMP32 | BPF_JSLE | BPF_K, 3, 0, 0, 0), (long)copy_start); /* -> PROF */
+	emit_t(s, INS(BPF_JMP32 | BPF_JSLE | BPF_K, 3, 0, 0, 0), copy_start); /* -> PROF */
+}
+
+/* ctl.sampled++ (uses r2, r3). */
+static void count_sample(struct seq *s, uint32_t ctl)
+{
+	emit_ld_map(s, 2, BPF_PSEUDO_MAP_IDX_VALUE, ctl, 0);
+	emit(s, LDX_DW(3, 2, offsetof(struct rs_prof_ctl, sampled)));
+	emit(s, ADD64_IMM(3, 1));
+	emit(s, STX_DW(2, 3, offsetof(struct rs_prof_ctl, sampled)));
 }
 
 /*
@@ -394,7 +407,8 @@ static void prologue(struct seq *s, uint32_t ctl, size_t copy_start, uint32_t cp
  * call and no division, which together cost ~27 ns per draw (bpf_get_prandom_u32 and a div).
  * Uses r0, r2, r3; r1 is kept.
  */
-static void reload(struct seq *s, uint32_t ctl, uint32_t rate, uint32_t burst, uint32_t cpu_off)
+static void reload(struct seq *s, uint32_t ctl, uint32_t rate, uint32_t burst, uint32_t cpu_off,
+		   bool count)
 {
 	uint64_t gap = (uint64_t)rate * burst - burst + 1;
 	uint32_t span = gap > 1 ? (uint32_t)(2 * gap - 1) : 1;
@@ -428,11 +442,20 @@ static void reload(struct seq *s, uint32_t ctl, uint32_t rate, uint32_t burst, u
 	emit(s, INS(BPF_ALU64 | BPF_ADD | BPF_K, 0, 0, 0, 1));
 	emit(s, STX_W(2, 0, 0));
 	s->insns[ja_at].off = (int16_t)(s->n - ja_at - 1);
-	/* count the sample */
-	emit_ld_map(s, 2, BPF_PSEUDO_MAP_IDX_VALUE, ctl, 0);
-	emit(s, LDX_DW(3, 2, offsetof(struct rs_prof_ctl, sampled)));
-	emit(s, ADD64_IMM(3, 1));
-	emit(s, STX_DW(2, 3, offsetof(struct rs_prof_ctl, sampled)));
+	if (count)
+		count_sample(s, ctl);
+}
+
+/*
+ * Call layout, after the main body's last instruction (an exit or a jump: nothing falls into
+ * it), reached from the prologue with r2 = the countdown: reload, then call the copy (a
+ * subprogram: its own JIT image) with ctx in r1 and return what it returns.
+ */
+static void sampled_call(struct seq *s, const struct rs_instr_layout *l, size_t copy_start)
+{
+	reload(s, l->ctl_map_idx, l->sample_rate, l->burst, l->cpu_off, false);
+	emit_t(s, INS(BPF_JMP | BPF_CALL, 0, BPF_PSEUDO_CALL, 0, 0), (long)copy_start);
+	emit(s, INS(BPF_JMP | BPF_EXIT, 0, 0, 0, 0));
 }
 
 /*
@@ -722,7 +745,13 @@ static int analyze(struct ctx *c, long **site_map_out, size_t *nbranch)
 	return 0;
 }
 
-static int build_edits(struct ctx *c, struct rs_edit *e, const struct rs_instr_opts *opts)
+/*
+ * The instrumented copy of the main body, whose instruction i is old index base + i (the
+ * duplicate made at m).  Its head runs first: called, the count (the sampled path reloaded
+ * before the call); inline, the reload and the count.
+ */
+static int copy_edits(struct ctx *c, struct rs_edit *e, const struct rs_instr_opts *opts,
+		      size_t base, bool called)
 {
 	int16_t s1 = (int16_t)-(c->l->stack_depth + 8), s2 = s1 - 8;
 	bool no_br = RS_OPTS_GET(opts, no_branches, false);
@@ -730,11 +759,6 @@ static int build_edits(struct ctx *c, struct rs_edit *e, const struct rs_instr_o
 	struct seq s;
 	int err;
 
-	memset(&s, 0, sizeof(s));
-	prologue(&s, c->l->ctl_map_idx, m, c->l->cpu_off);
-	err = rs_edit_insert_before(e, 0, s.insns, s.targets, s.n);
-	if (err)
-		return err;
 	for (i = 0; i < m; i++) {
 		const struct bpf_insn *in = &c->p->insns[i];
 		size_t head;
@@ -742,11 +766,13 @@ static int build_edits(struct ctx *c, struct rs_edit *e, const struct rs_instr_o
 		if (c->cfg.insn_bb[i] < 0)
 			continue;
 		memset(&s, 0, sizeof(s));
-		/* the copy's first instruction gives way to reload + itself: the prologue's
-		 * jump to it lands on the reload (nothing else can branch to it) */
-		if (i == 0)
+		/* the copy's first instruction gives way to the head + itself: the jump to the
+		 * copy lands on the head (nothing else can branch to it) */
+		if (i == 0 && called)
+			count_sample(&s, c->l->ctl_map_idx);
+		else if (i == 0)
 			reload(&s, c->l->ctl_map_idx, c->l->sample_rate, c->l->burst,
-			       c->l->cpu_off);
+			       c->l->cpu_off, true);
 		head = s.n;
 		if (si < c->l->site_cnt && c->l->sites[si].insn == i) {
 			uint32_t ks = c->l->sites[si].key_size;
@@ -762,7 +788,7 @@ static int build_edits(struct ctx *c, struct rs_edit *e, const struct rs_instr_o
 			long t = rs_insn_target(c->p->insns, i);
 			rs_regmask_t init = c->init[i] & ~rs_insn_defs(in);
 
-			err = count_branch(&s, in, m + i, (long)m + t, c->l->ctl_map_idx,
+			err = count_branch(&s, in, base + i, (long)base + t, c->l->ctl_map_idx,
 					   (uint32_t)nb, i + 1 < m ? c->live[i + 1] : 0xffff,
 					   c->live[t], init, c->used, s1, s2);
 			if (err) {
@@ -785,10 +811,93 @@ static int build_edits(struct ctx *c, struct rs_edit *e, const struct rs_instr_o
 		}
 		if (s.n > SEQ_MAX)
 			return -E2BIG;
-		err = rs_edit_replace(e, m + i, rs_insn_width(in), s.insns, s.targets, s.n);
+		err = rs_edit_replace(e, base + i, rs_insn_width(in), s.insns, s.targets, s.n);
 		if (err)
 			return err;
 	}
+	return 0;
+}
+
+/* Inline layout: the prologue in front, the copy right after the main body. */
+static int build_edits(struct ctx *c, struct rs_edit *e, const struct rs_instr_opts *opts)
+{
+	struct seq s;
+	int err;
+
+	memset(&s, 0, sizeof(s));
+	prologue(&s, c->l->ctl_map_idx, (long)c->m, c->l->cpu_off);
+	err = rs_edit_insert_before(e, 0, s.insns, s.targets, s.n);
+	if (err)
+		return err;
+	return copy_edits(c, e, opts, c->m, false);
+}
+
+/*
+ * Call layout: the prologue in front (its branch to the sampled path patched once the code is
+ * laid out: the edit list cannot aim at inserted code), the sampled path after the main
+ * body, the copy a subprogram.  Returns in *jsle the prologue's branch (new index: it is laid
+ * out first).
+ */
+static int call_edits(struct ctx *c, struct rs_edit *e, const struct rs_instr_opts *opts,
+		      size_t *jsle)
+{
+	struct seq s;
+	int err;
+
+	memset(&s, 0, sizeof(s));
+	prologue(&s, c->l->ctl_map_idx, RS_TARGET_LOCAL, c->l->cpu_off);
+	*jsle = s.n - 1;
+	err = rs_edit_insert_before(e, 0, s.insns, s.targets, s.n);
+	if (err)
+		return err;
+	memset(&s, 0, sizeof(s));
+	sampled_call(&s, c->l, c->m);
+	err = rs_edit_insert_after(e, c->m - 1, s.insns, s.targets, s.n);
+	if (err)
+		return err;
+	return copy_edits(c, e, opts, c->m, true);
+}
+
+/*
+ * The copy becomes a subprogram: with BTF it needs a func_info entry, the main function's
+ * (same prototype: it takes the context and returns the verdict).
+ */
+static int copy_func_info(struct rs_prog *p2, size_t m)
+{
+	struct rs_func_info *fi;
+
+	if (!p2->func_info_cnt)
+		return 0;
+	fi = realloc(p2->func_info, (p2->func_info_cnt + 1) * sizeof(*fi));
+	if (!fi)
+		return -ENOMEM;
+	p2->func_info = fi;
+	/* sorted: main at 0, the original's subprograms (moved past the copy) after it */
+	memmove(fi + 2, fi + 1, (p2->func_info_cnt - 1) * sizeof(*fi));
+	fi[1].insn_off = (uint32_t)m;
+	fi[1].type_id = fi[0].type_id;
+	p2->func_info_cnt++;
+	return 0;
+}
+
+/* Call layout: apply the edits and aim the prologue's branch at the sampled path. */
+static int apply_call(struct ctx *c, struct rs_edit *e, size_t jsle, struct rs_prog *out,
+		      char *err_buf, size_t sz)
+{
+	long *o2n = NULL, at, off;
+	int err;
+
+	err = rs_edit_apply(e, out, &o2n, err_buf, sz);
+	if (err)
+		return err;
+	at = o2n[c->m - 1] + 1;		/* the last main instruction is one slot wide */
+	off = at - (long)jsle - 1;
+	free(o2n);
+	if (off > INT16_MAX) {
+		snprintf(err_buf, sz, "insn %zu: sampled path out of a branch's reach", c->m - 1);
+		return -RS_ERR_RANGE;
+	}
+	out->insns[jsle].off = (int16_t)off;
 	return 0;
 }
 
@@ -798,6 +907,7 @@ int rs_instrument(const struct rs_prog *prog, const struct rs_instr_opts *opts,
 	uint32_t rate = RS_OPTS_GET(opts, sample_rate, 0) ?: RS_PROF_DEFAULT_RATE;
 	uint32_t slots = RS_OPTS_GET(opts, key_slots, 0) ?: RS_PROF_DEFAULT_KEYS;
 	uint32_t burst = RS_OPTS_GET(opts, burst, 0);
+	bool call = !RS_OPTS_GET(opts, inline_copy, false);
 
 	while (slots & (slots - 1))
 		slots &= slots - 1;	/* power of two */
@@ -807,7 +917,7 @@ int rs_instrument(const struct rs_prog *prog, const struct rs_instr_opts *opts,
 	struct rs_edit *e = NULL;
 	struct rs_prog p2;
 	char err_buf[256] = "";
-	size_t nbranch = 0;
+	size_t nbranch = 0, jsle = 0;
 	int err;
 
 	memset(layout, 0, sizeof(*layout));
@@ -825,6 +935,7 @@ int rs_instrument(const struct rs_prog *prog, const struct rs_instr_opts *opts,
 	c.m = main_end(prog);
 	layout->sample_rate = rate;
 	layout->burst = burst;
+	layout->call = call;
 	layout->stack_depth = depth > 0 ? (uint32_t)((depth + 7) & ~7) :
 			      stack_depth_range(prog->insns, c.m);
 	if (layout->stack_depth + 16 > 512) {
@@ -842,6 +953,8 @@ int rs_instrument(const struct rs_prog *prog, const struct rs_instr_opts *opts,
 		goto out;
 	}
 	err = duplicate_main(prog, c.m, &p2);
+	if (!err && call)
+		err = copy_func_info(&p2, c.m);
 	if (err)
 		goto out;
 	err = add_maps(&c, &p2, opts, nbranch, site_map, slots);
@@ -852,13 +965,14 @@ int rs_instrument(const struct rs_prog *prog, const struct rs_instr_opts *opts,
 		err = -ENOMEM;
 		goto out;
 	}
-	err = build_edits(&c, e, opts);
+	err = call ? call_edits(&c, e, opts, &jsle) : build_edits(&c, e, opts);
 	if (err) {
 		rs_warn("prog %s: building the instrumented copy: %s", prog->name,
 			rs_strerror(err));
 		goto out;
 	}
-	err = rs_edit_apply(e, out, NULL, err_buf, sizeof(err_buf));
+	err = call ? apply_call(&c, e, jsle, out, err_buf, sizeof(err_buf)) :
+		     rs_edit_apply(e, out, NULL, err_buf, sizeof(err_buf));
 	if (err) {
 		rs_warn("prog %s: instrumented variant: %s", prog->name, err_buf);
 		goto out;

@@ -200,27 +200,35 @@ const char *const *rs_pass_names(void);
  *
  * rs_instrument() rewrites a program into a variant that samples 1 in N packets at random and,
  * on those, records the key of every map lookup site and counts taken / not-taken for every
- * conditional branch of the main program.  Shape:
+ * conditional branch of the main program.  Shape (the call layout, the default):
  *
  *     entry:  countdown = ctl.countdown - 1 (direct value load of the control map); store it;
- *             if countdown <= 0 -> PROF, else fall through into ORIG (5 instructions and no
+ *             if countdown <= 0 -> SAMPLED, else fall through into ORIG (5 instructions and no
  *             taken branch on the non-sampled path)
  *     ORIG:   the original main body, unchanged
- *     PROF:   head: the next sample is the next packet while a burst of B lasts, else
- *             1 + a draw in 0..2G-2 packets away (G = N*B - B + 1: each packet is sampled
- *             with probability 1/N; an inline LCG, ctl.rng); ctl.sampled++;
- *             then a copy of the main body; before each lookup call its key (r2, key_size
- *             bytes) is appended to the site's key ring (an ARRAY value of ring_len keys,
- *             its u32 position in the control value; no helper call, scratch registers
- *             r0/r3-r5 which the call clobbers anyway); each conditional jump bumps a taken
- *             or a not-taken counter in the control map on its way out
+ *     SAMPLED: the next sample is the next packet while a burst of B lasts, else 1 + a draw
+ *             in 0..2G-2 packets away (G = N*B - B + 1: each packet is sampled with
+ *             probability 1/N; an inline LCG, ctl.rng); r0 = call PROF(ctx); exit
+ *     PROF:   a subprogram (with BTF: the main function's type): ctl.sampled++, then a copy
+ *             of the main body; before each lookup call its key (r2, key_size bytes) is
+ *             appended to the site's key ring (an ARRAY value of ring_len keys, its u32
+ *             position in the control value; no helper call, scratch registers r0/r3-r5
+ *             which the call clobbers anyway); each conditional jump bumps a taken or a
+ *             not-taken counter in the control map on its way out
  *     subprograms (unchanged, shared by both copies: sites and branches inside them are not
  *             recorded)
  *
+ * Why a subprogram: the JIT gives each its own image, and a copy that is never run still
+ * slows ORIG down when it shares ORIG's image (router: ~1.5%, docs/profile.md "Overhead").
+ * The inline layout (opts.inline_copy) jumps to the copy instead, in the same image: for
+ * programs whose stack or call depth leaves no room for one more frame (the profiler falls
+ * back to it when the call layout does not load).
+ *
  * Registers are preserved: key recording only uses registers the lookup call clobbers, branch
  * counters use dead registers or spill live ones to stack slots below the program's own stack
- * (stack_depth).  User space drains the rings (rs_profiler_poll) and counts keys.  The maps respec adds have id 0 and no init_value: whoever loads
- * the variant creates them (instrument/profile.c) and sets their ids.
+ * (stack_depth).  User space drains the rings (rs_profiler_poll) and counts keys.  The maps
+ * respec adds have id 0 and no init_value: whoever loads the variant creates them
+ * (instrument/profile.c) and sets their ids.
  */
 #define RS_PROF_DEFAULT_RATE	64	/* 1 in N packets take the instrumented copy */
 #define RS_PROF_DEFAULT_KEYS	8192	/* ring entries per site (power of two) */
@@ -261,8 +269,9 @@ struct rs_instr_opts {
 	uint32_t burst;			/* samples come in bursts of B consecutive packets
 					 * (default RS_PROF_DEFAULT_BURST; 1 = single packets);
 					 * each packet is still sampled with probability 1/N */
+	bool inline_copy;		/* the inline layout: the copy in main's own code */
 };
-#define rs_instr_opts__last_field burst
+#define rs_instr_opts__last_field inline_copy
 #define RS_PROF_CPU_SLOTS	64	/* per-CPU countdowns (CPUs beyond share them) */
 
 struct rs_instr_site {
@@ -290,6 +299,7 @@ struct rs_instr_layout {
 	uint32_t burst;			/* packets per sample burst */
 	uint32_t stack_depth;		/* main's depth used (spill slots start below it) */
 	uint32_t cpu_off;		/* per-CPU countdowns in the control value (0: global) */
+	bool call;			/* call layout (the copy a subprogram), else inline */
 	struct rs_instr_site *sites;
 	size_t site_cnt;
 	struct rs_instr_branch *branches;

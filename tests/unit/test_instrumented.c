@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: BSD-2-Clause
 /*
  * test_instrumented.c - the instrumented variant as a pure rewrite (optimizer/instrumented.c):
- * the original main body survives byte for byte behind the sampling prologue, the copy records
+ * the original main body survives byte for byte behind the sampling prologue, the copy (a
+ * subprogram called from the sampled path, or inline behind the main body) records
  * every resolvable lookup site and counts every conditional branch, subprograms are untouched,
  * spill slots lie below the program's stack, maps are appended as described by the layout,
  * the result validates, refusals are clean; and profiles built from raw counts rank keys and
@@ -14,6 +15,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "optimizer/optimizer.h"
 #include "tests/unit/ir_testlib.h"
@@ -493,11 +496,67 @@ static void test_profile_from_counts(void **state)
 	rs_profile_free(&prof);
 }
 
+/*
+ * The two layouts.  Call (default): the sampled path ends "call PROF; exit", PROF being a
+ * subprogram of its own (own JIT image) with the main function's BTF type.  Inline: the
+ * sampled path is the copy's head, inside main.
+ */
+static void test_layouts(void **state)
+{
+	RS_OPTS(rs_instr_opts, inl, .inline_copy = true);
+	struct rs_func_info fi[2] = { { 0, 5 }, { 21, 6 } };
+	struct rs_instr_layout l;
+	struct rs_prog p, out;
+	long t, c = -1;
+	size_t i;
+
+	(void)state;
+	make_prog(&p, code, RS_ARRAY_SIZE(code));
+	p.func_info = malloc(sizeof(fi));
+	assert_non_null(p.func_info);
+	memcpy(p.func_info, fi, sizeof(fi));
+	p.func_info_cnt = 2;
+	rs_prog_init(&out);
+	assert_int_equal(rs_instrument(&p, NULL, &out, &l), 0);
+	expect_valid(&out);
+	assert_true(l.call);
+	t = rs_insn_target(out.insns, (size_t)orig_start(&out) - 1);
+	for (i = (size_t)t; i < out.insn_cnt && c < 0; i++)
+		if (rs_insn_is_pseudo_call(&out.insns[i])) {
+			c = rs_insn_target(out.insns, i);
+			assert_true(rs_insn_is_exit(&out.insns[i + 1]));
+		}
+	assert_true(c > t);
+	/* PROF: counts the sample first (ld_imm64 of the control value), its own function */
+	assert_true(rs_insn_is_ldimm64(&out.insns[c]));
+	assert_int_equal(out.insns[c].imm, (int32_t)l.ctl_map_idx);
+	assert_int_equal(out.func_info_cnt, 3);
+	assert_int_equal(out.func_info[1].insn_off, c);
+	assert_int_equal(out.func_info[1].type_id, 5);
+	assert_int_equal(out.func_info[2].type_id, 6);
+	assert_memory_equal(&out.insns[out.func_info[2].insn_off], &p.insns[21],
+			    (RS_ARRAY_SIZE(code) - 21) * sizeof(struct bpf_insn));
+	rs_instr_layout_free(&l);
+
+	/* inline: no call on the sampled path, no new function */
+	assert_int_equal(rs_instrument(&p, &inl, &out, &l), 0);
+	expect_valid(&out);
+	assert_false(l.call);
+	assert_int_equal(out.func_info_cnt, 2);
+	t = rs_insn_target(out.insns, (size_t)orig_start(&out) - 1);
+	assert_true(t < (long)out.func_info[1].insn_off);
+	assert_false(rs_insn_is_pseudo_call(&out.insns[t]));
+	rs_instr_layout_free(&l);
+	rs_prog_free(&out);
+	rs_prog_free(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_shape),
 		cmocka_unit_test(test_cheap_path),
+		cmocka_unit_test(test_layouts),
 		cmocka_unit_test(test_percpu),
 		cmocka_unit_test(test_all_live_spills),
 		cmocka_unit_test(test_no_new_callee_saved),
