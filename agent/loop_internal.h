@@ -68,6 +68,7 @@ struct rs_agent_point {
 	bool w_open;
 	uint64_t deadline;
 	double orig_ns, ours_ns;
+	double pps;			/* packets per second in the last cost window (0: none) */
 	double replay_orig_ns, replay_ours_ns;	/* A/B on the canary packets (trace driver) */
 	double replay_ratio;			/* ours / original, 0 unknown */
 

@@ -70,7 +70,7 @@ void lp_start_sampler(struct rs_agent_point *p)
 
 void lp_st_base(struct rs_agent_point *p, uint64_t now)
 {
-	struct rs_stats_result r;
+	struct rs_stats_result r = {};
 
 	if (!p->deadline) {
 		lp_start_sampler(p);
@@ -82,8 +82,11 @@ void lp_st_base(struct rs_agent_point *p, uint64_t now)
 	if (now < p->deadline)
 		return;
 	p->deadline = 0;
-	if (p->w_open && !rs_stats_window_end(&p->w, &r) && !isnan(r.ns_per_packet) &&
-	    r.run_cnt) {
+	if (p->w_open && !rs_stats_window_end(&p->w, &r) && r.window_s > 0)
+		p->pps = (double)r.run_cnt / r.window_s;
+	else
+		r.run_cnt = 0;
+	if (p->w_open && !isnan(r.ns_per_packet) && r.run_cnt) {
 		if (p->live_id == p->orig_id)
 			p->orig_ns = r.ns_per_packet;
 		else
@@ -193,6 +196,30 @@ static void profile_done(struct rs_agent_point *p, uint64_t now)
 	lp_go(p, RS_AGENT_SNAPSHOT, NULL);
 }
 
+/*
+ * Sampling of this window: the configured 1 in N in bursts of B, lowered when the last cost
+ * window's packet rate says the window would see fewer than LP_MIN_SAMPLES samples or
+ * LP_MIN_BURSTS bursts (little traffic: sampling more costs little where packets are few,
+ * and a profile of a handful of packets is worth nothing).  Unknown rate: as configured.
+ */
+#define LP_MIN_SAMPLES	2048
+#define LP_MIN_BURSTS	16
+
+static void window_sampling(const struct rs_agent_point *p, uint32_t *rate, uint32_t *burst)
+{
+	const struct rs_agent_config *c = p->env->cfg;
+	double expect = p->pps * c->profile_window_s;
+
+	*rate = c->sample_rate;
+	*burst = c->sample_burst;
+	if (p->pps <= 0)
+		return;
+	while (*rate > 1 && expect / *rate < LP_MIN_SAMPLES)
+		*rate /= 2;
+	while (*burst > 1 && expect / ((double)*rate * *burst) < LP_MIN_BURSTS)
+		*burst /= 2;
+}
+
 void lp_st_profile(struct rs_agent_point *p, uint64_t now)
 {
 	const struct rs_agent_config *c = p->env->cfg;
@@ -200,16 +227,16 @@ void lp_st_profile(struct rs_agent_point *p, uint64_t now)
 	int err;
 
 	if (!p->deadline) {
-		RS_OPTS(rs_profiler_opts, po, .sample_rate = c->sample_rate,
-			.burst = c->sample_burst);
+		RS_OPTS(rs_profiler_opts, po);
 
+		window_sampling(p, &po.sample_rate, &po.burst);
 		lp_start_sampler(p);
 		if (p->have_prof)
 			rs_profile_free(&p->prof);
 		p->have_prof = false;
 		err = rs_profiler_new(&p->orig, &po, &p->pr);
 		if (!err) {
-			p->instr_fd = rs_prog_load(rs_profiler_prog(p->pr), NULL);
+			p->instr_fd = rs_profiler_load(p->pr);
 			err = p->instr_fd < 0 ? p->instr_fd : 0;
 		}
 		if (!err) {
@@ -244,12 +271,14 @@ void lp_st_profile(struct rs_agent_point *p, uint64_t now)
 					   "new_id", (json_int_t)p->instr_id, "variant",
 					   "instrumented"),
 		      "instrumented prog %u in place of %u", p->instr_id, p->live_id);
-		lp_event(p, "profile", json_pack("{s:I,s:I,s:f}", "instrumented_id",
+		lp_event(p, "profile", json_pack("{s:I,s:I,s:I,s:f}", "instrumented_id",
 					      (json_int_t)p->instr_id, "sample_rate",
-					      (json_int_t)c->sample_rate, "window_s",
+					      (json_int_t)po.sample_rate, "sample_burst",
+					      (json_int_t)po.burst, "window_s",
 					      c->profile_window_s),
-		      "instrumented variant prog %u in place of %u for %.1f s (1 in %u sampled)",
-		      p->instr_id, p->live_id, c->profile_window_s, c->sample_rate);
+		      "instrumented variant prog %u in place of %u for %.1f s (1 in %u sampled, "
+		      "bursts of %u)", p->instr_id, p->live_id, c->profile_window_s,
+		      po.sample_rate, po.burst);
 		p->deadline = now + lp_secs(c->profile_window_s);
 		return;
 	}

@@ -302,21 +302,33 @@ struct rs_profiler_opts {
 	bool no_verifier_depth;		/* do not ask the verifier for the stack depth */
 	bool percpu_countdown;		/* rs_instr_opts.percpu_countdown */
 	uint32_t burst;			/* rs_instr_opts.burst (0: RS_PROF_DEFAULT_BURST) */
+	bool inline_copy;		/* rs_instr_opts.inline_copy */
 };
 
 /*
  * Instrument `orig` (maps by kernel id) and create the maps the variant records into.  Unless
  * no_verifier_depth, `orig` is loaded once with BPF_LOG_STATS so the spill slots go below the
- * stack depth the verifier reports.
+ * stack depth the verifier reports.  The call layout (the copy a subprogram) is loaded once
+ * against the profiler's own maps to see that the kernel takes it; when it does not (stack or
+ * call depth), the variant is the inline one (rs_profiler_layout()->call says which).
  */
 int rs_profiler_new(const struct rs_prog *orig, const struct rs_profiler_opts *opts,
 		    struct rs_profiler **out);
 void rs_profiler_free(struct rs_profiler *pr);
 /* The instrumented program (maps by id, ready for rs_prog_load / rs_replay_open_prog). */
 const struct rs_prog *rs_profiler_prog(const struct rs_profiler *pr);
+/* An fd of it against the profiler's own maps (the first call hands over the one loaded by
+ * rs_profiler_new to check the layout), or -errno. */
+int rs_profiler_load(struct rs_profiler *pr);
 const struct rs_instr_layout *rs_profiler_layout(const struct rs_profiler *pr);
 /* Zero every counter and forget the keys drained so far (the countdown is kept). */
 int rs_profiler_reset(struct rs_profiler *pr);
+/*
+ * all: every packet takes the instrumented copy from now on (an offline pass: the copy is
+ * then compared on every packet and the profile is exact); !all: back to 1 in N.  `rp` as
+ * for rs_profiler_poll.
+ */
+int rs_profiler_sample_all(struct rs_profiler *pr, const struct rs_replay_prog *rp, bool all);
 /*
  * Drain the sites' key rings into the profiler (call often enough that no ring of
  * RS_PROF_DEFAULT_KEYS entries fills between two calls; keys overwritten before a drain are

@@ -37,6 +37,7 @@ struct site_acc {
 
 struct rs_profiler {
 	struct rs_prog prog;		/* the instrumented variant, maps by id */
+	int loaded_fd;			/* loaded once to see the kernel takes it (or -1) */
 	struct rs_instr_layout layout;
 	int *fds;			/* per map of prog: fd of the maps made here, else -1 */
 	size_t fd_cnt;
@@ -65,6 +66,8 @@ void rs_profiler_free(struct rs_profiler *pr)
 	free(pr->acc);
 	free(pr->ring_buf);
 	free(pr->fds);
+	if (pr->loaded_fd >= 0)
+		close(pr->loaded_fd);
 	rs_instr_layout_free(&pr->layout);
 	rs_prog_free(&pr->prog);
 	free(pr);
@@ -134,7 +137,46 @@ static int create_maps(struct rs_profiler *pr)
 	return 0;
 }
 
+/* Does the kernel take the variant?  The fd is kept for the first rs_profiler_load.  No
+ * verifier log: a verbose one costs seconds on a large program (and ENOSPC when it is cut). */
+static int try_load(struct rs_profiler *pr)
+{
+	int fd;
+
+	fd = rs_prog_load(&pr->prog, NULL);
+	if (fd < 0)
+		return fd;
+	pr->loaded_fd = fd;
+	return 0;
+}
+
+int rs_profiler_load(struct rs_profiler *pr)
+{
+	int fd = pr->loaded_fd;
+
+	pr->loaded_fd = -1;
+	return fd >= 0 ? fd : rs_prog_load(&pr->prog, NULL);
+}
+
 static int write_ctl(const struct rs_profiler *pr);
+
+/* Back to nothing built: programs, layout and maps (before trying the other layout). */
+static void unmake(struct rs_profiler *pr)
+{
+	size_t i;
+
+	for (i = 0; pr->fds && i < pr->fd_cnt; i++)
+		if (pr->fds[i] >= 0)
+			close(pr->fds[i]);
+	free(pr->fds);
+	pr->fds = NULL;
+	pr->fd_cnt = 0;
+	if (pr->loaded_fd >= 0)
+		close(pr->loaded_fd);
+	pr->loaded_fd = -1;
+	rs_instr_layout_free(&pr->layout);
+	rs_prog_free(&pr->prog);
+}
 
 int rs_profiler_new(const struct rs_prog *orig, const struct rs_profiler_opts *opts,
 		    struct rs_profiler **out)
@@ -145,12 +187,13 @@ int rs_profiler_new(const struct rs_prog *orig, const struct rs_profiler_opts *o
 		.percpu_countdown = RS_OPTS_GET(opts, percpu_countdown, false),
 		.burst = RS_OPTS_GET(opts, burst, 0));
 	struct rs_profiler *pr;
-	int err;
+	int err = 0;
 
 	*out = NULL;
 	pr = calloc(1, sizeof(*pr));
 	if (!pr)
 		return -ENOMEM;
+	pr->loaded_fd = -1;
 	rs_prog_init(&pr->prog);
 	if (!RS_OPTS_GET(opts, no_verifier_depth, false)) {
 		int32_t vd = verifier_stack_depth(orig);
@@ -158,11 +201,29 @@ int rs_profiler_new(const struct rs_prog *orig, const struct rs_profiler_opts *o
 
 		io.stack_depth = vd > (int32_t)sd ? vd : (int32_t)sd;
 	}
-	err = rs_instrument(orig, &io, &pr->prog, &pr->layout);
-	if (err)
-		goto err;
-	snprintf(pr->prog.name, sizeof(pr->prog.name), "%s", orig->name);
-	err = create_maps(pr);
+	if (!RS_OPTS_GET(opts, inline_copy, false)) {
+		err = rs_instrument(orig, &io, &pr->prog, &pr->layout);
+		if (!err) {
+			snprintf(pr->prog.name, sizeof(pr->prog.name), "%s", orig->name);
+			err = create_maps(pr);
+		}
+		if (!err)
+			err = try_load(pr);
+		if (err) {
+			rs_info("prog %u (%s): the variant with the copy as a subprogram did not "
+				"load: %s; the copy goes inline", orig->id, orig->name,
+				rs_strerror(err));
+			unmake(pr);
+		}
+	}
+	if (!pr->layout.call) {
+		io.inline_copy = true;
+		err = rs_instrument(orig, &io, &pr->prog, &pr->layout);
+		if (err)
+			goto err;
+		snprintf(pr->prog.name, sizeof(pr->prog.name), "%s", orig->name);
+		err = create_maps(pr);
+	}
 	if (!err)
 		err = write_ctl(pr);
 	if (err)
@@ -172,9 +233,10 @@ int rs_profiler_new(const struct rs_prog *orig, const struct rs_profiler_opts *o
 		err = -ENOMEM;
 		goto err;
 	}
-	rs_info("prog %u (%s): instrumented variant: %zu insns (original %zu), %zu lookup sites, "
-		"%zu branches, 1 in %u packets, stack depth %u", orig->id, orig->name,
-		pr->prog.insn_cnt, orig->insn_cnt, pr->layout.site_cnt, pr->layout.branch_cnt,
+	rs_info("prog %u (%s): instrumented variant (%s): %zu insns (original %zu), %zu lookup "
+		"sites, %zu branches, 1 in %u packets, stack depth %u", orig->id, orig->name,
+		pr->layout.call ? "copy called" : "copy inline", pr->prog.insn_cnt,
+		orig->insn_cnt, pr->layout.site_cnt, pr->layout.branch_cnt,
 		pr->layout.sample_rate, pr->layout.stack_depth);
 	*out = pr;
 	return 0;
@@ -235,6 +297,63 @@ static int write_ctl(const struct rs_profiler *pr)
 	}
 	if (bpf_map_update_elem(fd, &zero, ctl, BPF_ANY))
 		err = -errno;
+	free(ctl);
+	return err;
+}
+
+/* The control value (malloc'ed into *ctl) and the fd of its map: the profiler's or rp's clone. */
+static int read_ctl(const struct rs_profiler *pr, const struct rs_replay_prog *rp, int *fd,
+		    uint8_t **ctl)
+{
+	uint32_t zero = 0;
+	int err;
+
+	*ctl = NULL;
+	*fd = map_fd(pr, rp, pr->layout.ctl_map_idx);
+	if (*fd < 0)
+		return *fd;
+	*ctl = malloc(pr->layout.ctl_value_size);
+	if (!*ctl)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(*fd, &zero, *ctl)) {
+		err = -errno;
+		rs_warn("prog %s: reading the control map: %s", pr->prog.name, rs_strerror(err));
+		free(*ctl);
+		*ctl = NULL;
+		return err;
+	}
+	return 0;
+}
+
+/*
+ * Every packet through the copy, or back to 1 in N: a burst that never ends (countdown 0,
+ * burst_left INT32_MAX, in every per-CPU slot too) or none under way (burst_left 0, the next
+ * packet sampled and drawing the gap).  Counters and keys are left as they are.
+ */
+int rs_profiler_sample_all(struct rs_profiler *pr, const struct rs_replay_prog *rp, bool all)
+{
+	const struct rs_instr_layout *l = &pr->layout;
+	int32_t cd = all ? 0 : 1, left = all ? INT32_MAX : 0;
+	uint32_t zero = 0;
+	uint8_t *ctl;
+	size_t i;
+	int fd, err;
+
+	err = read_ctl(pr, rp, &fd, &ctl);
+	if (err)
+		return err;
+	memcpy(ctl + offsetof(struct rs_prof_ctl, countdown), &cd, sizeof(cd));
+	memcpy(ctl + offsetof(struct rs_prof_ctl, burst_left), &left, sizeof(left));
+	for (i = 0; l->cpu_off && i < RS_PROF_CPU_SLOTS; i++) {
+		if (l->cpu_off + i * 64 + 20 > l->ctl_value_size)
+			break;
+		memcpy(ctl + l->cpu_off + i * 64, &cd, sizeof(cd));
+		memcpy(ctl + l->cpu_off + i * 64 + 16, &left, sizeof(left));
+	}
+	if (bpf_map_update_elem(fd, &zero, ctl, BPF_ANY)) {
+		err = -errno;
+		rs_warn("prog %s: writing the control map: %s", pr->prog.name, rs_strerror(err));
+	}
 	free(ctl);
 	return err;
 }
@@ -307,24 +426,16 @@ static int drain_site(struct rs_profiler *pr, size_t i, int fd, uint32_t pos)
 int rs_profiler_poll(struct rs_profiler *pr, const struct rs_replay_prog *rp)
 {
 	const struct rs_instr_layout *l = &pr->layout;
-	uint32_t zero = 0, pos;
+	uint32_t pos;
 	uint8_t *ctl;
 	size_t i;
-	int fd, err = 0;
+	int fd, err;
 
 	if (!l->site_cnt)
 		return 0;
-	fd = map_fd(pr, rp, l->ctl_map_idx);
-	if (fd < 0)
-		return fd;
-	ctl = malloc(l->ctl_value_size);
-	if (!ctl)
-		return -ENOMEM;
-	if (bpf_map_lookup_elem(fd, &zero, ctl)) {
-		err = -errno;
-		rs_warn("prog %s: reading the control map: %s", pr->prog.name, rs_strerror(err));
-		goto out;
-	}
+	err = read_ctl(pr, rp, &fd, &ctl);
+	if (err)
+		return err;
 	for (i = 0; i < l->site_cnt; i++) {
 		memcpy(&pos, ctl + l->sites[i].pos_off, sizeof(pos));
 		fd = map_fd(pr, rp, l->sites[i].ring_map_idx);

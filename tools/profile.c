@@ -316,7 +316,7 @@ int do_profile(int argc, char **argv)
 		if (rs_profiler_new(&orig, &po, &pr))
 			goto out;
 	}
-	r.instr_fd = rs_prog_load(rs_profiler_prog(pr), NULL);
+	r.instr_fd = rs_profiler_load(pr);
 	if (r.instr_fd < 0) {
 		p_err("prog %u (%s): the instrumented variant did not load: %s", id, orig.name,
 		      rs_strerror(r.instr_fd));

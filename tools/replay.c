@@ -11,7 +11,7 @@
  *   respec replay OBJ --pcap EVAL --scenario FILE --optimize [--train TRAIN]
  *                 [--invalidate-guards] [--updates] [--log FILE] [-j]   (tools/replay_optimize.c)
  *
- * --instrumented [--rate N] [--burst B] [--percpu] (docs/profile.md): B is the instrumented variant of A
+ * --instrumented [--rate N] [--burst B] [--percpu] [--sampled] (docs/profile.md): B is the instrumented variant of A
  * (instrument/profile.c), and the profile it collected over the trace is reported under
  * "profile".
  */
@@ -49,6 +49,7 @@ struct replay_args {
 	uint32_t rate;			/* its sampling rate (0: default) */
 	uint32_t burst;			/* packets per sample burst (0: default) */
 	bool percpu;			/* per-CPU sampling countdowns */
+	bool sampled;			/* compare pass at 1 in N too, not every packet */
 	bool optimize;			/* B = A specialized (tools/replay_optimize.c) */
 	bool invalidate_guards, updates;
 	const char *train, *log;
@@ -60,7 +61,8 @@ static int replay_help(void)
 		"Usage: %s replay PROG|OBJ --pcap FILE [--scenario FILE] [--against PROG|OBJ]\n"
 		"                 [--prog NAME] [--against-prog NAME] [--max-divergences N]\n"
 		"                 [--mask MAP:OFF:LEN]... [--no-timing] [--rounds N]\n"
-		"                 [--instrumented [--rate N] [--burst B] [--percpu]] [-j]\n"
+		"                 [--instrumented [--rate N] [--burst B] [--percpu] [--sampled]]\n"
+		"                 [-j]\n"
 		"       %s replay OBJ --pcap EVAL --scenario FILE --optimize [--train TRAIN]\n"
 		"                 [--invalidate-guards] [--updates] [--log FILE] [-j]\n"
 		"       %s replay help\n\n"
@@ -74,6 +76,9 @@ static int replay_help(void)
 		"--instrumented compares A (its original against clones of its maps) with its\n"
 		"profiling variant (1 in --rate N packets sampled, default %u, in bursts of\n"
 		"--burst B consecutive packets, default %u) and reports the profile it collected.\n"
+		"The compare pass sends every packet through the variant's instrumented copy\n"
+		"(each is checked, the profile is exact; --sampled: only 1 in N, as live);\n"
+		"timing runs at 1 in N.\n"
 		"--optimize compares A with A specialized for the scenario's maps (profiled\n"
 		"on --train): see docs/optimize.md.\n\n"
 		"OBJ  := path of a BPF ELF object (first XDP/TC program, or --prog NAME;\n"
@@ -129,6 +134,10 @@ static int parse_args(int argc, char **argv, struct replay_args *ra)
 		}
 		if (!strcmp(o, "--instrumented")) {
 			ra->instrumented = true;
+			continue;
+		}
+		if (!strcmp(o, "--sampled")) {
+			ra->sampled = true;
 			continue;
 		}
 		if (!strcmp(o, "--percpu")) {
@@ -206,8 +215,9 @@ static int parse_args(int argc, char **argv, struct replay_args *ra)
 		return usage_err("replay", "--pcap FILE is required");
 	if (ra->instrumented && ra->has_b)
 		return usage_err("replay", "--instrumented and --against exclude each other");
-	if ((ra->rate || ra->burst || ra->percpu) && !ra->instrumented)
-		return usage_err("replay", "--rate, --burst and --percpu need --instrumented");
+	if ((ra->rate || ra->burst || ra->percpu || ra->sampled) && !ra->instrumented)
+		return usage_err("replay", "--rate, --burst, --percpu and --sampled need "
+				 "--instrumented");
 	if ((uint64_t)(ra->rate ?: RS_PROF_DEFAULT_RATE) * (ra->burst ?: 1) > (1u << 30))
 		return usage_err("replay", "--rate x --burst above 2^30");
 	if ((ra->train || ra->invalidate_guards || ra->updates || ra->log) && !ra->optimize)
@@ -527,9 +537,10 @@ static void print_profile_summary(json_t *profile)
 	json_t *sites = json_object_get(profile, "sites"), *s;
 	size_t i;
 
-	printf("profile: %lld sampled packets (1 in %lld), %zu lookup sites, %zu branches "
-	       "(-j for all of it)\n",
+	printf("profile: %lld packets through the copy (%s; timed at 1 in %lld), %zu lookup "
+	       "sites, %zu branches (-j for all of it)\n",
 	       (long long)json_integer_value(json_object_get(profile, "packets")),
+	       json_string_value(json_object_get(profile, "compare_pass")),
 	       (long long)json_integer_value(json_object_get(profile, "sample_rate")),
 	       json_array_size(sites), json_array_size(json_object_get(profile, "branches")));
 	json_array_foreach(sites, i, s) {
@@ -610,6 +621,8 @@ int do_replay(int argc, char **argv)
 		if (pr) {
 			ro.progress = progress_drain;
 			ro.progress_ctx = &d;
+			if (!ra.sampled && rs_profiler_sample_all(pr, b, true))
+				goto out;
 		}
 
 		if (rs_replay_compare(a, b, &tr, &ro, &res))
@@ -619,6 +632,10 @@ int do_replay(int argc, char **argv)
 		/* one pass over the trace: collect before timing runs add more */
 		profile = instrumented_profile(pr, b);
 		if (!profile)
+			goto out;
+		json_object_set_new(profile, "compare_pass",
+				    json_string(ra.sampled ? "sampled" : "every packet"));
+		if (!ra.sampled && rs_profiler_sample_all(pr, b, false))
 			goto out;
 		/* counters around single runs (incl. the test-run syscall) of each */
 		json_object_set_new(profile, "counters", json_pack("{s:o,s:o}",

@@ -8,19 +8,26 @@
 # must also replay with 0 divergences.  A run at rate 1 (every packet counted) first checks that
 # the counts are exact against the truth and tells which flows reach the site at all.
 #
-#   profile_recall.sh BUILD_DIR SOURCE_DIR        (env: PACKETS=1e5, RATE=1, SEED=7)
+#   profile_recall.sh BUILD_DIR SOURCE_DIR        (env: PACKETS=1e5, RATE=default, SEED=7)
 #
-# RATE=1 counts every packet (exact, deterministic); larger rates show the sampling error.
+# RATE=default: `replay --instrumented` as it comes (its compare pass sends every packet
+# through the copy); RATE=N > 1: sampled at 1 in N (--sampled), which shows the sampling error.
 set -u
 B=${1:?build dir}; S=${2:?source dir}
 RESPEC=${RESPEC:-$B/tools/respec}
-PACKETS=${PACKETS:-1e5}; RATE=${RATE:-1}; SEED=${SEED:-7}
+PACKETS=${PACKETS:-1e5}; RATE=${RATE:-default}; SEED=${SEED:-7}
 TMP=$(mktemp -d /tmp/rs_recall.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 fail=0
 
 run() {	# NAME OBJ SCENARIO RATE OUT
-	"$RESPEC" replay "$2" --scenario "$3" --pcap "$TMP/$1.pcap" --instrumented --rate "$4" \
+	local how=()	# default: the variant's defaults; 1: every packet; N: 1 in N, sampled
+	case $4 in
+	default) ;;
+	1) how=(--rate 1) ;;
+	*) how=(--rate "$4" --sampled) ;;
+	esac
+	"$RESPEC" replay "$2" --scenario "$3" --pcap "$TMP/$1.pcap" --instrumented "${how[@]}" \
 		--no-timing -j > "$5" 2>"$TMP/$1.err"
 	local rc=$?
 	[ $rc -eq 0 ] || { echo "FAIL $1: replay --rate $4 exit $rc"; cat "$TMP/$1.err"; }

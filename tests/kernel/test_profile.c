@@ -78,10 +78,11 @@ static const struct rs_site_profile *site_of(const struct rs_profile *p, uint32_
 }
 
 static void replay_sample(const char *obj, const char *sample, const char *scenario,
-			  const char *flow_map, uint32_t key_size, uint32_t rate, bool percpu)
+			  const char *flow_map, uint32_t key_size, uint32_t rate, bool percpu,
+			  bool inline_copy)
 {
 	struct rs_profiler_opts po = { .sz = sizeof(po), .sample_rate = rate,
-				       .percpu_countdown = percpu };
+				       .percpu_countdown = percpu, .inline_copy = inline_copy };
 	struct rs_replay_opts ro = { .sz = sizeof(ro), .max_divergences = 3 };
 	struct rs_replay_prog *a = NULL, *b = NULL;
 	struct rs_replay_result res = {};
@@ -92,7 +93,7 @@ static void replay_sample(const char *obj, const char *sample, const char *scena
 	struct rs_trace tr = {};
 	struct rs_profile prof;
 	char path[4096], scen[4096], pcap[4096];
-	uint64_t total = 0;
+	uint64_t total = 0, before;
 	size_t i, j, flow_idx = SIZE_MAX;
 
 	snprintf(path, sizeof(path), "%s/bpf/samples/%s", bd(), obj);
@@ -107,6 +108,7 @@ static void replay_sample(const char *obj, const char *sample, const char *scena
 	}
 	assert_int_equal(rs_profiler_replay_open(a, &po, &pr, &b, NULL), 0);
 	l = rs_profiler_layout(pr);
+	assert_int_equal(l->call, !inline_copy);	/* every sample takes the call layout */
 	assert_true(l->site_cnt > 0);
 	assert_true(l->branch_cnt > 0);
 	assert_int_equal(rs_replay_compare(a, b, &tr, &ro, &res), 0);
@@ -137,7 +139,17 @@ static void replay_sample(const char *obj, const char *sample, const char *scena
 	 * unless in a loop; the first branch of main runs on every sampled packet */
 	assert_true(prof.branch_cnt > 0);
 	assert_int_equal(prof.branches[0].taken + prof.branches[0].not_taken, prof.packets);
+	before = prof.packets;
 	rs_profile_free(&prof);
+	/* every packet through the copy (the offline compare pass), then back to 1 in N */
+	assert_int_equal(rs_profiler_sample_all(pr, b, true), 0);
+	rs_replay_result_free(&res);
+	assert_int_equal(rs_replay_compare(a, b, &tr, &ro, &res), 0);
+	assert_int_equal(res.divergences, 0);
+	assert_int_equal(rs_profiler_collect(pr, b, 10, &prof), 0);
+	assert_int_equal(prof.packets - before, tr.cnt);	/* the counters go on */
+	rs_profile_free(&prof);
+	assert_int_equal(rs_profiler_sample_all(pr, b, false), 0);
 	rs_replay_result_free(&res);
 	rs_replay_close(b);
 	rs_profiler_free(pr);
@@ -150,18 +162,67 @@ static void test_replay_samples(void **state)
 {
 	(void)state;
 	/* struct flow_key is 40 bytes; routes4 keys are {prefixlen, addr} */
-	replay_sample("l4lb.bpf.o", "l4lb", "l4lb-16x64.json", "conn_table", 40, 4, false);
-	replay_sample("l4lb.bpf.o", "l4lb", "l4lb-16x64.json", "conn_table", 40, 16, true);
-	replay_sample("firewall.bpf.o", "firewall", "firewall-100.json", "conntrack", 40, 8, false);
-	replay_sample("firewall-xdp.bpf.o", "firewall", "firewall-100.json", "conntrack", 40, 1, false);
-	replay_sample("router.bpf.o", "router", "router-1k.json", "routes4", 8, 16, false);
+	replay_sample("l4lb.bpf.o", "l4lb", "l4lb-16x64.json", "conn_table", 40, 4, false, false);
+	replay_sample("l4lb.bpf.o", "l4lb", "l4lb-16x64.json", "conn_table", 40, 16, true, false);
+	replay_sample("firewall.bpf.o", "firewall", "firewall-100.json", "conntrack", 40, 8, false,
+		      false);
+	replay_sample("firewall-xdp.bpf.o", "firewall", "firewall-100.json", "conntrack", 40, 1,
+		      false, false);
+	replay_sample("router.bpf.o", "router", "router-1k.json", "routes4", 8, 16, false, false);
+	replay_sample("router.bpf.o", "router", "router-1k.json", "routes4", 8, 16, false, true);
+}
+
+/*
+ * A main body with a 320-byte frame: calling the copy would need two such frames (past the
+ * verifier's 512), so the profiler falls back to the inline copy, which loads and runs.
+ */
+static void test_call_layout_fallback(void **state)
+{
+	struct bpf_insn insns[] = {
+		{ .code = BPF_ST | BPF_DW | BPF_MEM, .dst_reg = 10, .off = -320, .imm = 7 },
+		{ .code = BPF_LDX | BPF_DW | BPF_MEM, .dst_reg = 0, .src_reg = 10, .off = -320 },
+		{ .code = BPF_JMP | BPF_JEQ | BPF_K, .dst_reg = 0, .off = 1, .imm = 7 },
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = 0, .imm = XDP_DROP },
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = 0, .imm = XDP_PASS },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	struct rs_profiler_opts po = { .sz = sizeof(po), .sample_rate = 1 };
+	LIBBPF_OPTS(bpf_test_run_opts, to);
+	struct rs_profiler *pr = NULL;
+	struct rs_profile prof;
+	uint8_t pkt[64] = {};
+	struct rs_prog p;
+	int fd;
+
+	(void)state;
+	rs_prog_init(&p);
+	assert_int_equal(rs_prog_set_insns(&p, insns, RS_ARRAY_SIZE(insns)), 0);
+	strcpy(p.name, "deep_stack");
+	strcpy(p.license, "GPL");
+	p.type = BPF_PROG_TYPE_XDP;
+	assert_int_equal(rs_profiler_new(&p, &po, &pr), 0);
+	assert_false(rs_profiler_layout(pr)->call);
+	fd = rs_profiler_load(pr);
+	assert_true(fd >= 0);
+	to.data_in = pkt;
+	to.data_size_in = sizeof(pkt);
+	to.repeat = 3;
+	assert_int_equal(bpf_prog_test_run_opts(fd, &to), 0);
+	assert_int_equal(to.retval, XDP_PASS);
+	assert_int_equal(rs_profiler_collect(pr, NULL, 10, &prof), 0);
+	assert_int_equal(prof.packets, 3);
+	assert_int_equal(prof.branches[0].taken, 3);
+	rs_profile_free(&prof);
+	close(fd);
+	rs_profiler_free(pr);
+	rs_prog_free(&p);
 }
 
 static void test_router_lpm_keys(void **state)
 {
 	(void)state;
 	/* router-50k: large LPM tries; the key of routes4 is {prefixlen 32, addr} */
-	replay_sample("router.bpf.o", "router", "router-50k.json", "routes4", 8, 2, true);
+	replay_sample("router.bpf.o", "router", "router-50k.json", "routes4", 8, 2, true, false);
 }
 
 static void test_stats_window(void **state)
@@ -397,6 +458,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stats_window),
 		cmocka_unit_test(test_replay_samples),
+		cmocka_unit_test(test_call_layout_fallback),
 		cmocka_unit_test(test_router_lpm_keys),
 		cmocka_unit_test(test_live_profile),
 	};
