@@ -230,9 +230,9 @@ const char *const *rs_pass_names(void);
  * respec adds have id 0 and no init_value: whoever loads the variant creates them
  * (instrument/profile.c) and sets their ids.
  */
-#define RS_PROF_DEFAULT_RATE	64	/* 1 in N packets take the instrumented copy */
+#define RS_PROF_DEFAULT_RATE	256	/* 1 in N packets take the instrumented copy */
 #define RS_PROF_DEFAULT_KEYS	8192	/* ring entries per site (power of two) */
-#define RS_PROF_DEFAULT_BURST	16	/* consecutive packets per sample burst */
+#define RS_PROF_DEFAULT_BURST	64	/* consecutive packets per sample burst */
 #define RS_PROF_MAX_BURST	1024
 #define RS_PROF_RING_MAX_BYTES	(1u << 20)	/* a site's ring value at most (fewer entries) */
 #define RS_PROF_CTL_NAME	"rs_prof_ctl"
