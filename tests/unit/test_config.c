@@ -44,7 +44,8 @@ static void test_defaults(void **state)
 	assert_true(c.settle_s > 0 && c.settle_s < 3);
 	assert_true(c.foreign_backoff_s == 60);
 	assert_true(c.revert_ratio > 1);
-	assert_int_equal(c.sample_rate, 64);
+	assert_int_equal(c.sample_rate, 256);
+	assert_int_equal(c.sample_burst, 64);
 }
 
 static void test_full(void **state)
