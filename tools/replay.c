@@ -11,9 +11,10 @@
  *   respec replay OBJ --pcap EVAL --scenario FILE --optimize [--train TRAIN]
  *                 [--invalidate-guards] [--updates] [--log FILE] [-j]   (tools/replay_optimize.c)
  *
- * --instrumented [--rate N] [--burst B] [--percpu] [--sampled] (docs/profile.md): B is the instrumented variant of A
- * (instrument/profile.c), and the profile it collected over the trace is reported under
- * "profile".
+ * --instrumented [--rate N] [--burst B] [--percpu] [--sampled] (docs/profile.md): B is the
+ * instrumented variant of A (instrument/profile.c), and the profile it collected over the
+ * trace is reported under "profile"; its compare pass sends every packet through the copy
+ * unless --sampled.
  */
 #include <errno.h>
 #include <math.h>
