@@ -23,6 +23,12 @@ wait_oplog '.event == "swap" and .version == 1' 60 ||
 ours=$(xdp_prog_id)
 [ "$ours" != "$AG_PROG" ] || fail "the loader's program is still in place"
 pass "router prog $AG_PROG specialized: prog $ours in place"
+# 1500 pps over a 1.5 s window: far fewer than 2048 samples at the default 1 in 256, so the
+# agent samples more (docs/agent.md, PROFILE)
+rate=$(jq -r 'select(.event == "profile" and .instrumented_id) | .sample_rate' "$AG_LOG" | head -1)
+[ -n "$rate" ] && [ "$rate" -lt 256 ] ||
+	fail "profile window at 1500 pps sampled 1 in ${rate:-?}, not fewer than the default 256"
+pass "profile window at 1500 pps: 1 in $rate sampled"
 sleep 1
 
 loader_cmd update routes4 '"5.0.0.0/8"' 1
