@@ -85,8 +85,8 @@ void lp_st_base(struct rs_agent_point *p, uint64_t now)
 	if (p->w_open && !rs_stats_window_end(&p->w, &r) && r.window_s > 0)
 		p->pps = (double)r.run_cnt / r.window_s;
 	else
-		r.run_cnt = 0;
-	if (p->w_open && !isnan(r.ns_per_packet) && r.run_cnt) {
+		r.run_cnt = 0;	/* no window: nothing measured */
+	if (!isnan(r.ns_per_packet) && r.run_cnt) {
 		if (p->live_id == p->orig_id)
 			p->orig_ns = r.ns_per_packet;
 		else

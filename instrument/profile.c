@@ -52,24 +52,35 @@ const struct rs_instr_layout *rs_profiler_layout(const struct rs_profiler *pr)
 	return &pr->layout;
 }
 
+/* Back to nothing built: program, layout and maps (to try the other layout, or to free). */
+static void unmake(struct rs_profiler *pr)
+{
+	size_t i;
+
+	for (i = 0; pr->fds && i < pr->fd_cnt; i++)
+		if (pr->fds[i] >= 0)
+			close(pr->fds[i]);
+	free(pr->fds);
+	pr->fds = NULL;
+	pr->fd_cnt = 0;
+	if (pr->loaded_fd >= 0)
+		close(pr->loaded_fd);
+	pr->loaded_fd = -1;
+	rs_instr_layout_free(&pr->layout);
+	rs_prog_free(&pr->prog);
+}
+
 void rs_profiler_free(struct rs_profiler *pr)
 {
 	size_t i;
 
 	if (!pr)
 		return;
-	for (i = 0; i < pr->fd_cnt; i++)
-		if (pr->fds[i] >= 0)
-			close(pr->fds[i]);
 	for (i = 0; pr->acc && i < pr->layout.site_cnt; i++)
 		free(pr->acc[i].keys);
 	free(pr->acc);
 	free(pr->ring_buf);
-	free(pr->fds);
-	if (pr->loaded_fd >= 0)
-		close(pr->loaded_fd);
-	rs_instr_layout_free(&pr->layout);
-	rs_prog_free(&pr->prog);
+	unmake(pr);
 	free(pr);
 }
 
@@ -160,23 +171,6 @@ int rs_profiler_load(struct rs_profiler *pr)
 
 static int write_ctl(const struct rs_profiler *pr);
 
-/* Back to nothing built: programs, layout and maps (before trying the other layout). */
-static void unmake(struct rs_profiler *pr)
-{
-	size_t i;
-
-	for (i = 0; pr->fds && i < pr->fd_cnt; i++)
-		if (pr->fds[i] >= 0)
-			close(pr->fds[i]);
-	free(pr->fds);
-	pr->fds = NULL;
-	pr->fd_cnt = 0;
-	if (pr->loaded_fd >= 0)
-		close(pr->loaded_fd);
-	pr->loaded_fd = -1;
-	rs_instr_layout_free(&pr->layout);
-	rs_prog_free(&pr->prog);
-}
 
 int rs_profiler_new(const struct rs_prog *orig, const struct rs_profiler_opts *opts,
 		    struct rs_profiler **out)

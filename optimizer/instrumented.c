@@ -561,7 +561,8 @@ static void record_site(struct seq *s, const struct bpf_insn *call, uint32_t ctl
  * Bump the u64 at `off` of the control value, using two scratch registers: dead ones when
  * there are, else initialized ones spilled to s1/s2 and filled back.  A dead callee-saved
  * register (r6-r9) is taken only when the main body uses it already (`usable`): one it never
- * touches would make the JIT save and restore it on every packet, sampled or not.
+ * touches would make the JIT save and restore it on every packet in the inline layout (in
+ * the call layout, on every sampled one: the copy has a frame of its own).
  */
 static int bump(struct seq *s, uint32_t ctl, size_t off, rs_regmask_t live, rs_regmask_t init,
 		rs_regmask_t usable, int16_t s1, int16_t s2)
